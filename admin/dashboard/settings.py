@@ -1,0 +1,140 @@
+"""Settings of the admin service: every option is an env var with a default.
+
+| env var                     | default                     | meaning |
+|-----------------------------|-----------------------------|---------|
+| DJANGO_DEBUG                | false                       | Django debug mode (also allows the dev superuser) |
+| DJANGO_SECRET_KEY           | a dev-only key if debug     | secret key; required when debug is off |
+| DJANGO_ALLOWED_HOSTS        | 127.0.0.1,localhost         | comma separated host names |
+| DJANGO_CSRF_TRUSTED_ORIGINS | (empty)                     | comma separated origins, e.g. https://charts.example.com |
+| DJANGO_LANGUAGE_CODE        | en                          | default language (en or ru); the browser's choice wins |
+| DJANGO_TIME_ZONE            | UTC                         | time zone dates are shown in |
+| POSTGRES_HOST               | 127.0.0.1                   | PostgreSQL host |
+| POSTGRES_PORT               | 5432                        | PostgreSQL port |
+| POSTGRES_DB                 | function_dashboard          | database name |
+| POSTGRES_USER               | postgres                    | database role |
+| POSTGRES_PASSWORD           | (empty)                     | its password |
+| DJANGO_STATIC_ROOT          | <repo>/var/static           | where collectstatic puts files (served by WhiteNoise) |
+| DATAGEN_URL                 | http://127.0.0.1:8001       | datagen, used to validate expressions in the add form |
+| ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
+| STALLED_AFTER_SECONDS       | 600                         | a run with no progress for this long is marked failed |
+
+The pipeline's own settings (broker, result backend, exporter URLs, chart size)
+are in ``pipeline/pipeline/settings.py``.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = BASE_DIR.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+DEBUG = env("DJANGO_DEBUG", "false").lower() in {"1", "true", "yes", "on"}
+SECRET_KEY = env("DJANGO_SECRET_KEY") or (
+    "dev-only-insecure-key-do-not-use-in-production" if DEBUG else ""
+)
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "functions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": env("POSTGRES_HOST", "127.0.0.1"),
+        "PORT": env("POSTGRES_PORT", "5432"),
+        "NAME": env("POSTGRES_DB", "function_dashboard"),
+        "USER": env("POSTGRES_USER", "postgres"),
+        "PASSWORD": env("POSTGRES_PASSWORD"),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "en")
+LANGUAGES = [("en", "English"), ("ru", "Русский")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(REPO_DIR / "var" / "static")))
+STORAGES = {
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Tests and debug runs serve static files without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DATAGEN_URL = env("DATAGEN_URL", "http://127.0.0.1:8001").rstrip("/")
+ADD_WAIT_SECONDS = float(env("ADD_WAIT_SECONDS", "20"))
+STALLED_AFTER_SECONDS = float(env("STALLED_AFTER_SECONDS", "600"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+}

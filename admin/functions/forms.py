@@ -1,0 +1,71 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from pipeline.clients import validate_expression
+from pipeline.errors import TransientFailure
+
+from functions.models import Function
+
+PRESETS = ["t + 2/t", "sin(t)"]
+CUSTOM = "__custom__"
+
+
+class FunctionForm(forms.ModelForm):
+    """Pick a preset function or type one; datagen checks it before anything is saved."""
+
+    preset = forms.ChoiceField(
+        label=_("function"),
+        choices=[(p, f"y = {p}") for p in PRESETS] + [(CUSTOM, _("Custom expression…"))],
+        initial=PRESETS[0],
+    )
+    expression = forms.CharField(
+        label=_("custom expression"),
+        required=False,
+        max_length=500,
+        help_text=_(
+            "Used when “Custom expression” is chosen. t is unix time in seconds; "
+            "e.g. t*t + 2/t, sqrt(t) * sin(t / 3600), 2^(-t/1e9)."
+        ),
+        widget=forms.TextInput(attrs={"size": 60, "placeholder": "t*t + 2/t"}),
+    )
+
+    class Meta:
+        model = Function
+        fields = ["preset", "expression", "dt", "interval"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = self.instance.expression if self.instance.pk else ""
+        if current:
+            self.initial["preset"] = current if current in PRESETS else CUSTOM
+            if current in PRESETS:
+                self.initial["expression"] = ""
+        for name in ("dt", "interval"):
+            self.fields[name].widget.attrs.update({"step": "any", "min": "0"})
+        self.fields["dt"].initial = 1
+        self.fields["interval"].initial = 1
+
+    def clean(self):
+        cleaned = super().clean()
+        preset = cleaned.get("preset")
+        text = (cleaned.get("expression") or "").strip()
+        if preset == CUSTOM:
+            if not text:
+                self.add_error("expression", _("Type an expression, or choose a preset."))
+                return cleaned
+            try:
+                problem = validate_expression(text)
+            except TransientFailure as exc:
+                self.add_error(
+                    "expression",
+                    _("The expression could not be checked, try again: %(reason)s")
+                    % {"reason": exc},
+                )
+                return cleaned
+            if problem:
+                self.add_error("expression", problem)
+                return cleaned
+            expression = text
+        else:
+            expression = preset
+        cleaned["expression"] = expression
+        return cleaned

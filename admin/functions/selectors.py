@@ -1,0 +1,62 @@
+"""Reads: what the admin shows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from functions.models import Function
+from pipeline import status
+
+
+@dataclass(frozen=True)
+class Chart:
+    png: bytes
+    etag: str
+    last_modified: datetime | None
+
+
+def function_chart(pk: int) -> Chart | None:
+    """The stored PNG of a function with its cache validators, or None."""
+    row = (
+        Function.objects.filter(pk=pk, chart__isnull=False)
+        .values("chart", "result_run", "processed_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return Chart(bytes(row["chart"]), str(row["result_run"]), row["processed_at"])
+
+
+def chart_etag(pk: int) -> str | None:
+    """The ETag of a function's chart without loading the image."""
+    run = Function.objects.filter(pk=pk, chart__isnull=False).values_list("result_run", flat=True)
+    run_id = run.first()
+    return f'"{run_id}"' if run_id else None
+
+
+def live_states(functions: list[Function]) -> dict[int, str]:
+    """The stage each in-progress row has reached, as the stages wrote it to Redis."""
+    pending = [f for f in functions if f.in_progress]
+    rows = status.row_states(f.pk for f in pending)
+    return {
+        f.pk: rows[f.pk].state
+        for f in pending
+        if f.pk in rows and rows[f.pk].run == str(f.run_id)
+    }
+
+
+def recent_batches(limit: int = 5) -> list[status.BatchStatus]:
+    return status.recent_batches(limit)
+
+
+def wait_for_outcome(pk: int, run_id: object, timeout: float, poll: float = 0.1) -> bool:
+    """Wait up to ``timeout`` seconds until run ``run_id`` of row ``pk`` is stored."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if Function.objects.filter(pk=pk, result_run=run_id).exists():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)

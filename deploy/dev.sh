@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make dev`: install what is missing, start the backing services, migrate,
+# create the development superuser, then run the whole stack under honcho.
+# Ctrl-C stops every process it started.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
+export EXPORTER_URLS="${EXPORTER_URLS:-http://127.0.0.1:7801,http://127.0.0.1:7802}"
+export RENDER_CONCURRENCY="${RENDER_CONCURRENCY:-2}"
+
+ensure_python
+ensure_chromium
+ensure_exporter
+ensure_services
+ensure_database "${POSTGRES_DB:-function_dashboard}"
+say "Migrating and creating the development superuser"
+deploy/run bootstrap
+
+cat <<MSG
+
+  Function Dashboard is starting:
+    admin   http://127.0.0.1:${ADMIN_PORT:-8000}/admin/   (user: ${DJANGO_SUPERUSER_USERNAME:-admin}, password: ${DJANGO_SUPERUSER_PASSWORD:-admin})
+    Flower  http://127.0.0.1:${FLOWER_PORT:-5555}/
+  Ctrl-C stops everything.
+
+MSG
+exec honcho --procfile deploy/Procfile --app-root "$ROOT" start

@@ -1,0 +1,103 @@
+# Shared steps of the local runner (deploy/dev.sh) and the test runner (deploy/test.sh).
+# Each step checks first and only acts when something is missing.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+UV_VERSION="0.13.8"
+CHROMIUM_BIN="${PUPPETEER_EXECUTABLE_PATH:-/usr/lib/chromium/chromium}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() { # host port seconds name
+  local i
+  for ((i = 0; i < $3 * 4; i++)); do port_open "$1" "$2" && return 0; sleep 0.25; done
+  die "$4 did not start listening on $1:$2 within $3 s"
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+ensure_python() {
+  if ! command -v uv >/dev/null 2>&1; then
+    say "Installing uv $UV_VERSION (Python package manager)"
+    python3 -m pip install --quiet "uv==$UV_VERSION" || die "could not install uv: python3 -m pip install uv==$UV_VERSION"
+  fi
+  say "Python environment (.venv) from uv.lock"
+  (cd "$ROOT" && uv sync --frozen --quiet)
+  export PATH="$ROOT/.venv/bin:$PATH"
+  export VIRTUAL_ENV="$ROOT/.venv"
+}
+
+ensure_chromium() {
+  [ -x "$CHROMIUM_BIN" ] && return 0
+  if is_root && command -v apt-get >/dev/null 2>&1; then
+    say "Installing Debian's Chromium (apt-get install chromium)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+      || die "apt-get install chromium failed"
+  else
+    die "Chromium is missing at $CHROMIUM_BIN: run 'sudo apt-get install -y chromium' (or set PUPPETEER_EXECUTABLE_PATH)"
+  fi
+}
+
+ensure_exporter() {
+  say "Export server npm packages (exporter/)"
+  "$ROOT/exporter/install.sh"
+}
+
+start_postgres() {
+  command -v pg_ctlcluster >/dev/null 2>&1 || return 1
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | tail -n 1)" main start
+}
+
+start_redis() {
+  command -v redis-server >/dev/null 2>&1 || return 1
+  redis-server --daemonize yes --bind 127.0.0.1 --port "${1}" --save "" --appendonly no >/dev/null
+}
+
+start_rabbitmq() {
+  command -v rabbitmq-server >/dev/null 2>&1 || return 1
+  rabbitmq-server -detached >/dev/null 2>&1
+}
+
+ensure_service() { # name host port starter apt-package seconds
+  local name=$1 host=$2 port=$3 starter=$4 package=$5 seconds=$6
+  port_open "$host" "$port" && return 0
+  if [ "$host" = 127.0.0.1 ] || [ "$host" = localhost ]; then
+    say "$name is not running on $host:$port: starting it"
+    if "$starter" "$port"; then
+      wait_port "$host" "$port" "$seconds" "$name"
+      return 0
+    fi
+    die "$name is not installed. Install it with: sudo apt-get install -y $package (or point the settings at a running one)"
+  fi
+  die "$name is not reachable at $host:$port"
+}
+
+ensure_services() {
+  ensure_service PostgreSQL "${POSTGRES_HOST:-127.0.0.1}" "${POSTGRES_PORT:-5432}" start_postgres postgresql 30
+  ensure_service Redis 127.0.0.1 6379 start_redis redis-server 10
+  ensure_service RabbitMQ 127.0.0.1 5672 start_rabbitmq rabbitmq-server 90
+}
+
+ensure_database() { # name
+  python - "$1" <<'PY'
+import os, sys
+import psycopg2
+from psycopg2 import sql
+name = sys.argv[1]
+conn = psycopg2.connect(
+    host=os.environ.get("POSTGRES_HOST", "127.0.0.1"), port=os.environ.get("POSTGRES_PORT", "5432"),
+    user=os.environ.get("POSTGRES_USER", "postgres"), password=os.environ.get("POSTGRES_PASSWORD", ""),
+    dbname="postgres",
+)
+conn.autocommit = True
+with conn.cursor() as cur:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+    if cur.fetchone() is None:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"==> created database {name}")
+PY
+}

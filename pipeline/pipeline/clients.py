@@ -1,0 +1,102 @@
+"""HTTP clients of the two REST services: datagen (points) and the export server (PNG)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from pipeline import settings
+from pipeline.errors import StageFailure, TransientFailure
+
+# The export server's own error codes that mean "busy, try again".
+EXPORTER_TRANSIENT_CODES = frozenset(
+    {"EXPORT_QUEUE_FULL", "EXPORT_ACQUIRE_TIMEOUT", "EXPORT_RASTERIZATION_TIMEOUT"}
+)
+# datagen's error codes that a retry cannot fix even though they are not 4xx.
+DATAGEN_PERMANENT_CODES = frozenset({"timeout"})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_session = requests.Session()
+
+
+def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
+    try:
+        return _session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
+    except requests.Timeout as exc:
+        raise TransientFailure(
+            f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})"
+        ) from exc
+    except requests.ConnectionError as exc:
+        raise TransientFailure(f"{service} at {url} is unreachable ({exc})") from exc
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def fetch_points(expression: str, interval: float, dt: float, width: int) -> dict[str, Any]:
+    """Ask datagen for the series of ``expression``, M4-decimated to ``width`` pixels."""
+    url = f"{settings.DATAGEN_URL}/api/v1/points"
+    payload = {"expression": expression, "interval": interval, "dt": dt, "width": width}
+    response = _post("datagen", url, payload)
+    body = _json_or_none(response)
+    if response.status_code == 200 and isinstance(body, dict) and "points" in body:
+        return body
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if errors:
+        detail = "; ".join(
+            f"{err.get('message', '?')} (field {err.get('field', '?')}, code {err.get('code', '?')})"
+            for err in errors
+        )
+        codes = {err.get("code") for err in errors}
+    else:
+        detail = response.text[:2000] or response.reason
+        codes = set()
+    message = f"datagen answered HTTP {response.status_code}: {detail}"
+    if response.status_code >= 500 and not codes & DATAGEN_PERMANENT_CODES:
+        raise TransientFailure(message)
+    raise StageFailure(message)
+
+
+def render_png(url: str, options: dict[str, Any], width: int, height: int) -> bytes:
+    """Render Highcharts ``options`` to a ``width`` x ``height`` PNG on the export server ``url``."""
+    payload = {
+        "type": "png",
+        "infile": options,
+        "width": width,
+        "height": height,
+        "scale": 1,
+    }
+    response = _post("export server", url + "/", payload)
+    if response.status_code == 200 and response.content.startswith(PNG_SIGNATURE):
+        return response.content
+    body = _json_or_none(response)
+    code = body.get("errorCode") if isinstance(body, dict) else None
+    text = (body.get("message") if isinstance(body, dict) else None) or response.text[:2000]
+    message = f"export server {url} answered HTTP {response.status_code}"
+    message += f" {code}: {text}" if code else f": {text or response.reason}"
+    if response.status_code == 200:
+        raise StageFailure(f"export server {url} answered 200 without a PNG image")
+    if response.status_code >= 500 or response.status_code == 429 or code in EXPORTER_TRANSIENT_CODES:
+        raise TransientFailure(message)
+    raise StageFailure(message)
+
+
+def validate_expression(expression: str) -> str | None:
+    """Ask datagen whether ``expression`` is valid: None if it is, else the reason.
+
+    Raises TransientFailure when datagen cannot be asked.
+    """
+    url = f"{settings.DATAGEN_URL}/api/v1/validate"
+    response = _post("datagen", url, {"expression": expression})
+    if response.status_code == 200:
+        return None
+    body = _json_or_none(response)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if response.status_code == 400 and errors:
+        return "; ".join(str(err.get("message", "")) for err in errors)
+    raise TransientFailure(f"datagen answered HTTP {response.status_code}: {response.text[:500]}")

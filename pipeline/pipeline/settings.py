@@ -1,0 +1,57 @@
+"""Every setting of the pipeline, in one place: env var, default, meaning.
+
+| env var                       | default                              | meaning |
+|-------------------------------|--------------------------------------|---------|
+| CELERY_BROKER_URL             | amqp://guest:guest@127.0.0.1:5672//  | RabbitMQ broker |
+| CELERY_RESULT_BACKEND         | redis://127.0.0.1:6379/0             | Redis result backend |
+| PIPELINE_STATUS_REDIS_URL     | (= CELERY_RESULT_BACKEND)            | Redis for live row/batch status |
+| DATAGEN_URL                   | http://127.0.0.1:8001                | datagen REST service |
+| EXPORTER_URLS                 | http://127.0.0.1:7801                | export server instances, comma separated |
+| CHART_WIDTH                   | 800                                  | chart width in pixels (PNG and M4 target) |
+| CHART_HEIGHT                  | 400                                  | chart height in pixels |
+| PIPELINE_HTTP_TIMEOUT         | 30                                   | seconds per HTTP call to datagen/exporter |
+| PIPELINE_MAX_RETRIES          | 5                                    | retries of a transient failure per stage |
+| PIPELINE_RETRY_BACKOFF        | 1                                    | first retry delay, seconds (doubles each time) |
+| PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay, seconds |
+| PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+BROKER_URL = _env("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+RESULT_BACKEND = _env("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/0")
+STATUS_REDIS_URL = _env("PIPELINE_STATUS_REDIS_URL", RESULT_BACKEND)
+DATAGEN_URL = _env("DATAGEN_URL", "http://127.0.0.1:8001").rstrip("/")
+EXPORTER_URLS = [
+    url.strip().rstrip("/")
+    for url in _env("EXPORTER_URLS", "http://127.0.0.1:7801").split(",")
+    if url.strip()
+]
+CHART_WIDTH = _int("CHART_WIDTH", 800)
+CHART_HEIGHT = _int("CHART_HEIGHT", 400)
+HTTP_TIMEOUT = _float("PIPELINE_HTTP_TIMEOUT", 30.0)
+MAX_RETRIES = _int("PIPELINE_MAX_RETRIES", 5)
+RETRY_BACKOFF = _float("PIPELINE_RETRY_BACKOFF", 1.0)
+RETRY_BACKOFF_MAX = _float("PIPELINE_RETRY_BACKOFF_MAX", 30.0)
+STATUS_TTL = _int("PIPELINE_STATUS_TTL", 86400)
+
+# The three stages and their queues. Routing is declared once, in pipeline.celery.
+POINTS_QUEUE = "points"
+RENDER_QUEUE = "render"
+PERSIST_QUEUE = "persist"

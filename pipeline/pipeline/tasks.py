@@ -1,0 +1,117 @@
+"""The points and render stages (the persist stage is the admin's, see pipeline.celery).
+
+A job is a JSON dict that travels down the chain; each stage adds its output
+and a trace entry. A stage never raises for a failure: it retries transient
+ones with exponential backoff up to ``PIPELINE_MAX_RETRIES``, then passes the
+failure on as ``job["error"]``, so the persist stage always stores a chart or
+an error text. Every stage is idempotent: a redelivered message repeats work
+but writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from billiard.process import current_process
+from celery import Task
+
+from pipeline import clients, settings, status
+from pipeline.celery import POINTS_TASK, RENDER_TASK, app
+from pipeline.charts import chart_options
+from pipeline.errors import StageFailure, TransientFailure
+
+log = logging.getLogger(__name__)
+
+Job = dict[str, Any]
+
+
+def retry_delay(retries: int) -> float:
+    """Seconds before retry number ``retries + 1``: 1, 2, 4, 8, ... capped."""
+    return min(settings.RETRY_BACKOFF_MAX, settings.RETRY_BACKOFF * 2**retries)
+
+
+def run_stage(task: Task, stage: str, state: str, job: Job, work: Callable[[Job], Job]) -> Job:
+    """Run one stage of ``job`` with the pipeline's retry and failure rules."""
+    if job.get("error"):
+        return job  # an earlier stage failed: carry the failure to persist
+    status.set_state(job["function_id"], job["run_id"], state)
+    started = time.monotonic()
+    retries = task.request.retries
+    try:
+        result = work(job)
+    except TransientFailure as exc:
+        if retries < settings.MAX_RETRIES:
+            raise task.retry(exc=exc, countdown=retry_delay(retries)) from exc
+        result = dict(job, error=f"{exc} (gave up after {retries} retries)")
+    except StageFailure as exc:
+        result = dict(job, error=str(exc))
+    except Exception as exc:  # a bug must still end as readable text, not a stuck row
+        log.exception("stage %s failed unexpectedly", stage)
+        result = dict(job, error=f"{type(exc).__name__}: {exc}")
+    if result.get("error"):
+        result["error"] = f'Stage "{stage}" failed: {result["error"]}'
+        result["failed_stage"] = stage
+    delivery = task.request.delivery_info or {}
+    result["trace"] = dict(
+        job.get("trace") or {},
+        **{
+            stage: {
+                "queue": delivery.get("routing_key"),
+                "worker": task.request.hostname,
+                "seconds": round(time.monotonic() - started, 4),
+                "attempts": retries + 1,
+            }
+        },
+    )
+    return result
+
+
+def _points(job: Job) -> Job:
+    body = clients.fetch_points(job["expression"], job["interval"], job["dt"], settings.CHART_WIDTH)
+    return dict(
+        job,
+        points=body["points"],
+        end=body["end"],
+        samples=body.get("samples"),
+        decimated=body.get("decimated", False),
+    )
+
+
+def exporter_url(worker: str, attempt: int) -> str:
+    """The export server for this worker process; a retry moves to the next one.
+
+    The pool processes of one worker start at consecutive instances, so N
+    render processes keep N single-page export servers busy without queueing
+    behind each other; other workers (other hosts) start at an offset of their own.
+    """
+    urls = settings.EXPORTER_URLS
+    index = getattr(current_process(), "index", None) or 0
+    return urls[(zlib.crc32(worker.encode()) + index + attempt) % len(urls)]
+
+
+def _render(job: Job) -> Job:
+    options = chart_options(job["expression"], job["points"], job["dt"], job["interval"])
+    request = render_chart.request
+    url = exporter_url(request.hostname or "", request.retries)
+    png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
+    result = {key: value for key, value in job.items() if key != "points"}
+    result["png"] = base64.b64encode(png).decode("ascii")
+    result["exporter"] = url
+    return result
+
+
+@app.task(name=POINTS_TASK, bind=True, max_retries=None)
+def generate_points(self: Task, job: Job) -> Job:
+    """Stage 1: the function's points from datagen."""
+    return run_stage(self, "points", status.POINTS, job, _points)
+
+
+@app.task(name=RENDER_TASK, bind=True, max_retries=None)
+def render_chart(self: Task, job: Job) -> Job:
+    """Stage 2: the chart's PNG from the export server."""
+    return run_stage(self, "render", status.RENDERING, job, _render)

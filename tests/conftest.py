@@ -1,0 +1,30 @@
+import os
+
+import pytest
+import redis
+from django.db import connection
+
+from tests.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, django_db_blocker):
+    """The real workers, datagen and export servers, pointed at the test database."""
+    from pipeline.celery import app
+
+    from pipeline import settings as pipeline_settings
+
+    with django_db_blocker.unblock():
+        test_db = connection.settings_dict["NAME"]
+    env = {**os.environ, "POSTGRES_DB": test_db}
+    redis.Redis.from_url(pipeline_settings.RESULT_BACKEND).flushdb()
+    app.control.purge()
+    stack = Stack(env)
+    try:
+        stack.start()
+    except BaseException:
+        print(stack.logs())
+        stack.stop()
+        raise
+    yield stack
+    stack.stop()

@@ -1,0 +1,153 @@
+"""Start and stop the real processes of the stack for the system tests.
+
+Every process is started with the same ``deploy/run`` command that the local
+runner and docker compose use, so the tests exercise the real commands.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / "var" / "test-logs"
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, poll: float = 0.2):
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last_error = exc
+        time.sleep(poll)
+    raise TimeoutError(f"{what} not ready after {timeout} s (last error: {last_error})")
+
+
+def http_ok(url: str) -> bool:
+    return requests.get(url, timeout=2).status_code == 200
+
+
+@dataclass
+class Process:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    popen: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = LOG_DIR / f"{self.name}.log"
+
+    def start(self) -> Process:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            [str(ROOT / "deploy" / "run"), *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches its children
+        )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        if self.popen is not None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 15) -> None:
+        if not self.running:
+            return
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.popen.wait(5)
+        self.signal_group(signal.SIGKILL)  # stragglers (e.g. Chromium) of the group
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash would."""
+        self.signal_group(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(10)
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Stack:
+    """datagen, two export servers and the three workers, on test ports."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        exporter_urls = env["EXPORTER_URLS"].split(",")
+        self.exporters = [
+            Process(f"exporter{i + 1}", ["exporter"], {**env, "EXPORTER_PORT": url.rsplit(":", 1)[1]})
+            for i, url in enumerate(exporter_urls)
+        ]
+        self.exporter_urls = exporter_urls
+        self.datagen = Process("datagen", ["datagen"], env)
+        self.workers = {
+            queue: Process(f"worker-{queue}", [f"worker-{queue}"], env)
+            for queue in ("points", "render", "persist")
+        }
+
+    @property
+    def processes(self) -> list[Process]:
+        return [self.datagen, *self.exporters, *self.workers.values()]
+
+    def start(self) -> None:
+        for process in self.processes:
+            process.start()
+        wait_until(lambda: http_ok(self.env["DATAGEN_URL"] + "/health"), 60, "datagen")
+        for url in self.exporter_urls:
+            wait_until(lambda url=url: http_ok(url + "/health"), 90, f"export server {url}")
+        for queue in self.workers:
+            self.wait_for_worker(queue)
+
+    def wait_for_worker(self, queue: str, timeout: float = 60) -> None:
+        from pipeline.celery import app
+
+        def consuming() -> bool:
+            replies = app.control.inspect(timeout=1).active_queues() or {}
+            return any(
+                name.startswith(f"{queue}@") and any(q["name"] == queue for q in queues)
+                for name, queues in replies.items()
+            )
+
+        wait_until(consuming, timeout, f"{queue} worker", poll=0.5)
+
+    def restart_worker(self, queue: str) -> None:
+        process = self.workers[queue]
+        process.stop()
+        process.start()
+        self.wait_for_worker(queue)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.processes)
