@@ -48,6 +48,9 @@ TMP_BASE="${TMPDIR:-/tmp}"
 TMP_BASE="${TMP_BASE%/}"
 export PUPPETEER_TEMP_DIR="${EXPORTER_TMP_DIR:-$TMP_BASE/hc-exporter-$PORT}/"
 mkdir -p "$PUPPETEER_TEMP_DIR"
+# A Chromium killed hard leaves its profile lock behind; only this instance
+# (this port) uses this profile, so a leftover lock is always stale.
+rm -f "$PUPPETEER_TEMP_DIR"Singleton{Lock,Socket,Cookie}
 
 # The script cache is built from node_modules/highcharts (offline). It lives
 # inside node_modules/highcharts-export-server/ (gitignored); one directory per
