@@ -40,10 +40,7 @@ def build_chart(points: int, width: int, height: int, title: str) -> dict:
     """A line chart with a datetime x axis in milliseconds, as service 1 sends."""
     step_ms = 3_600_000  # one hour
     start_ms = 1_700_000_000_000
-    data = [
-        [start_ms + i * step_ms, round(math.sin(i / 50.0) * 100 + i / max(points, 1), 6)]
-        for i in range(points)
-    ]
+    data = [[start_ms + i * step_ms, round(math.sin(i / 50.0) * 100 + i / max(points, 1), 6)] for i in range(points)]
     return {
         "type": "png",
         "width": width,
@@ -55,9 +52,7 @@ def build_chart(points: int, width: int, height: int, title: str) -> dict:
             "yAxis": {"title": {"text": "y"}},
             "legend": {"enabled": False},
             "credits": {"enabled": False},
-            "plotOptions": {
-                "series": {"animation": False, "marker": {"enabled": False}, "turboThreshold": 0}
-            },
+            "plotOptions": {"series": {"animation": False, "marker": {"enabled": False}, "turboThreshold": 0}},
             "series": [{"name": "f(t)", "data": data}],
         },
     }
@@ -86,8 +81,13 @@ def positive(value: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", action="append", type=check_url, required=True,
-                        help="base URL of one running instance; repeat for several")
+    parser.add_argument(
+        "--url",
+        action="append",
+        type=check_url,
+        required=True,
+        help="base URL of one running instance; repeat for several",
+    )
     parser.add_argument("--requests", type=positive, default=60, help="total requests (default 60)")
     parser.add_argument("--concurrency", type=positive, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--points", type=positive, default=1000, help="points per chart (default 1000)")
@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         status, error, size = None, None, None
         try:
-            response = session.post(url + "/", data=payload, timeout=args.timeout,
-                                    headers={"Content-Type": "application/json"})
+            response = session.post(
+                url + "/", data=payload, timeout=args.timeout, headers={"Content-Type": "application/json"}
+            )
             status = response.status_code
             if status == 200:
                 size = png_size(response.content)
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             "median": round(statistics.median(latencies) * 1000, 1),
             "p95": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000, 1),
             "max": round(latencies[-1] * 1000, 1),
-        } if latencies else None,
+        }
+        if latencies
+        else None,
         "png_sizes": [f"{w}x{h}" for w, h in sizes],
         "per_url": {u: sum(1 for r in results if r["url"] == u and r["error"] is None) for u in args.url},
         "first_failures": [{k: r[k] for k in ("url", "status", "error")} for r in failures[:5]],
