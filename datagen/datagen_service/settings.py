@@ -22,6 +22,7 @@ Variable                           Default                Meaning
 ``DJANGO_DEBUG``                   ``0``                  ``1`` turns on Django's debug mode
 ``DATAGEN_ALLOWED_HOSTS``          ``*``                  comma-separated Django ALLOWED_HOSTS
 ``DATAGEN_LOG_LEVEL``              ``INFO``               level of the service's log (stderr)
+``DATAGEN_TEST_DB``                ``test_datagen``       database that the test suite creates and drops
 =================================  =====================  ==============================================
 """
 
@@ -89,6 +90,9 @@ DATABASES = {
         "PASSWORD": _env("POSTGRES_PASSWORD", ""),
         "CONN_MAX_AGE": _env_int("DATAGEN_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
+        # pytest-django's database; its own name, so the other services' test runs
+        # (which use test_<POSTGRES_DB>) can run at the same time.
+        "TEST": {"NAME": _env("DATAGEN_TEST_DB", "test_datagen")},
         "OPTIONS": {
             # Session settings sent at connect time, so every statement is bounded
             # and each series is still a single statement.
