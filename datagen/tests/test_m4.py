@@ -1,0 +1,74 @@
+"""M4 decimation: first, last, min and max per pixel column, from the one statement."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+END = 1764374400.5
+
+
+def m4_reference(points: list[list[float]], width: int) -> list[list[float]]:
+    """M4 computed in Python from the raw points (column b = floor(i*width/n))."""
+    n = len(points)
+    out: list[list[float]] = []
+    for b in range(width):
+        lo = -(-b * n // width)
+        hi = -(-(b + 1) * n // width) - 1
+        col = list(range(lo, hi + 1))
+        assert col, "every column holds a sample when n > 4*width"
+        i_min = min(col, key=lambda i: (points[i][1], i))
+        i_max = max(col, key=lambda i: (points[i][1], i))
+        for i in sorted({lo, i_min, i_max, hi}):
+            out.append(points[i])
+    return out
+
+
+@pytest.mark.parametrize("expression, interval, dt, width", [
+    ("sin(t / 3000) + sin(t / 77) / 3", 1, 1 / 60, 50),       # 1441 samples
+    ("t + 2/t", 2, 1 / 30, 7),                               # monotonic
+    ("floor(sin(t / 500) * 3)", 1, 1 / 120, 101),            # ties everywhere
+    ("cos(t)", 10, 0.25, 3),
+    ("abs(t - 1764330000)", 1.3, 0.01, 33),                   # n not a multiple of w
+])
+def test_m4_equals_reference(api, expression: str, interval: float, dt: float,
+                             width: int) -> None:
+    raw = api.points(expression=expression, interval=interval, dt=dt, end=END).json()
+    n = raw["samples"]
+    assert n > 4 * width
+    r = api.points(expression=expression, interval=interval, dt=dt, end=END, width=width)
+    assert r.status_code == 200, r.content
+    m4 = r.json()
+    assert m4["decimated"] is True
+    assert m4["samples"] == n
+    assert m4["count"] == len(m4["points"]) <= 4 * width
+    assert m4["points"] == m4_reference(raw["points"], width)
+    xs = [p[0] for p in m4["points"]]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)
+    assert m4["points"][0] == raw["points"][0] and m4["points"][-1] == raw["points"][-1]
+    ys = [p[1] for p in raw["points"]]
+    assert min(p[1] for p in m4["points"]) == min(ys)
+    assert max(p[1] for p in m4["points"]) == max(ys)
+
+
+def test_no_decimation_up_to_four_points_per_pixel(api) -> None:
+    # 25 samples: width 7 -> 28 >= 25, raw; width 6 -> 24 < 25, M4
+    raw = api.points(expression="sin(t)", interval=1, dt=1, end=END, width=7).json()
+    assert raw["decimated"] is False and raw["count"] == raw["samples"] == 25
+    m4 = api.points(expression="sin(t)", interval=1, dt=1, end=END, width=6).json()
+    assert m4["decimated"] is True and m4["count"] <= 24
+
+
+def test_ten_years_at_one_minute_is_decimated(api) -> None:
+    # ~5.26 million samples (more than the raw limit) -> at most 4 * width points.
+    r = api.points(expression="t + 2/t", interval=3652.5, dt=1 / 60, end=END, width=1000)
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["samples"] == math.floor(3652.5 * 24 * 60 + 1e-9) + 1 == 5_259_601
+    assert body["decimated"] is True
+    assert body["count"] == len(body["points"]) <= 4000
+    start = END - 3652.5 * 86400
+    assert body["points"][0] == [start, start + 2 / start]
+    last = start + (body["samples"] - 1) * 60.0
+    assert body["points"][-1] == [last, last + 2 / last]
