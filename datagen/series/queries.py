@@ -26,16 +26,17 @@ SECONDS_PER_DAY = 86400.0
 SECONDS_PER_HOUR = 3600.0
 SAMPLE_EPSILON = 1e-9
 
-# The value of f(t) is checked once per sample: PostgreSQL raises
-# "value out of range: overflow" for overflowing +, -, *, /, ^ and exp, but
-# sinh/cosh/atanh may return +-Infinity and Infinity - Infinity is NaN. JSON has
-# no such numbers, so a non-finite final value raises the same error PostgreSQL
-# uses for overflow (exp of a number > 709.78, kept out of constant folding by
-# depending on the row).
-_Y_CHECKED = (
-    "CASE WHEN y_raw IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8) "
-    "THEN exp(1000::float8 + 0::float8 * i) ELSE y_raw END"
-)
+# JSON has no Infinity/NaN. PostgreSQL raises "value out of range: overflow" for
+# overflowing +, -, *, /, ^ and exp, but sinh/cosh/atanh may return +-Infinity
+# (and Infinity - Infinity is NaN). Such a series is refused with PostgreSQL's
+# own overflow message: in the M4 statement by evaluating exp(1000) for the
+# offending column (kept out of constant folding by depending on the row), in
+# the raw statement by looking for the words in the JSON text PostgreSQL built.
+OVERFLOW_MESSAGE = "value out of range: overflow"
+
+
+class NonFiniteResult(ArithmeticError):
+    """The series has an infinite or NaN value (only possible via sinh/cosh/atanh)."""
 
 
 def sample_count(interval_days: float, dt_hours: float) -> float:
@@ -57,28 +58,28 @@ class Series:
     points_json: str
 
 
-def _evaluated(expr_sql: str, index_source: str) -> str:
-    """Rows (i, t, y) for the sample indexes produced by ``index_source`` (a FROM item
-    with one bigint column i). The expression is evaluated once per row: OFFSET 0
-    keeps the planner from inlining it into every place y is used."""
+def _evaluated(expr_sql: str, lo_sql: str, hi_sql: str) -> str:
+    """Rows (i, y) for the sample indexes lo..hi, in order of i.
+
+    generate_series is in the target list (a streaming ProjectSet, faster than a
+    function scan, which first stores its rows). OFFSET 0 is a fence: without it
+    the planner inlines the expression into every place y is used."""
     return f"""
-        SELECT i, t, {_Y_CHECKED} AS y
-        FROM (
-            SELECT i, t, ({expr_sql}) AS y_raw
-            FROM (SELECT i, %(start)s::float8 + i::float8 * %(step)s::float8 AS t
-                  FROM {index_source}) AS s
-            OFFSET 0
-        ) AS v"""
+        SELECT i, ({expr_sql}) AS y
+        FROM (SELECT i, %(start)s::float8 + i::float8 * %(step)s::float8 AS t
+              FROM (SELECT generate_series({lo_sql}, {hi_sql}) AS i) AS g) AS s
+        OFFSET 0"""
 
 
 def _raw_sql(expr_sql: str) -> str:
-    # A plain function scan feeds the aggregate in generate_series order (no
-    # join, and PostgreSQL has no parallel plan for a function scan), so the
-    # points come out ordered by i without a sort.
-    rows = _evaluated(expr_sql, "generate_series(0::bigint, %(last)s::bigint) AS g(i)")
+    # The ProjectSet feeds the aggregate in generate_series order (no join, no
+    # sort, no parallel plan), so the points come out ordered by i.
+    rows = _evaluated(expr_sql, "0::bigint", "%(last)s::bigint")
     return f"""
 SELECT count(*)::bigint,
-       '[' || coalesce(string_agg('[' || t::text || ',' || y::text || ']', ','), '') || ']'
+       '[' || coalesce(string_agg(
+           '[' || (%(start)s::float8 + i::float8 * %(step)s::float8)::text
+           || ',' || y::text || ']', ','), '') || ']'
 FROM ({rows}
 ) AS p
 """
@@ -89,32 +90,37 @@ def _m4_sql(expr_sql: str) -> str:
     # column b holding i in [lo_b, hi_b] with lo_b = ceil(b*n/w) and
     # hi_b = ceil((b+1)*n/w) - 1 (so b = floor(i*w/n)); for each column the
     # first, last, minimum and maximum sample are kept, deduplicated, in time
-    # order. Each column is aggregated by its own small generate_series (a
-    # correlated LATERAL), which streams without materialising the series.
-    # min/max carry their index in a 2-element array (ties: earliest minimum,
-    # latest maximum); first and last are f evaluated again at lo_b and hi_b.
-    in_column = _evaluated(expr_sql, "generate_series(c.lo, c.hi) AS g(i)")
-    ends = _evaluated(expr_sql, "(VALUES (c.lo), (c.hi)) AS g(i)")
+    # order (ties: the earliest minimum and the earliest maximum).
+    # Each column is one correlated LATERAL over its own small generate_series:
+    # the values are collected once into an array together with min and max,
+    # then array_position finds where the minimum and maximum are.
+    in_column = _evaluated(expr_sql, "c.lo", "c.hi")
     return f"""
 SELECT count(*)::bigint,
-       '[' || coalesce(string_agg('[' || (%(start)s::float8 + k::float8 * %(step)s::float8)::text
-                                  || ',' || yk::text || ']', ',' ORDER BY k), '') || ']'
+       '[' || coalesce(string_agg(
+           '[' || (%(start)s::float8 + k::float8 * %(step)s::float8)::text
+           || ',' || yk::text || ']', ',' ORDER BY k), '') || ']'
 FROM (
     SELECT DISTINCT k, yk
     FROM (SELECT b, (b * %(n)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint AS lo,
                     ((b + 1) * %(n)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint - 1 AS hi
           FROM generate_series(0::bigint, %(w)s::bigint - 1) AS gb(b)) AS c,
     LATERAL (
-        SELECT min(ARRAY[y, i::float8]) AS mn, max(ARRAY[y, i::float8]) AS mx
+        SELECT array_agg(y) AS ys, min(y) AS mn, max(y) AS mx
         FROM ({in_column}
-        ) AS p
+        ) AS v
     ) AS a,
     LATERAL (
-        SELECT i AS k, y AS yk FROM ({ends}
-        ) AS e
-        UNION ALL SELECT a.mn[2]::bigint, a.mn[1]
-        UNION ALL SELECT a.mx[2]::bigint, a.mx[1]
-    ) AS four
+        SELECT array_position(a.ys, a.mn)::bigint AS pmin,
+               array_position(a.ys, a.mx)::bigint AS pmax,
+               CASE WHEN a.mn = '-Infinity'::float8 OR a.mx = 'Infinity'::float8
+                         OR a.mx = 'NaN'::float8
+                    THEN exp(1000::float8 + 0::float8 * c.b) ELSE 0::float8 END AS guard
+    ) AS p,
+    LATERAL (VALUES (c.lo, a.ys[1] + p.guard),
+                    (c.lo + p.pmin - 1, a.ys[p.pmin]),
+                    (c.lo + p.pmax - 1, a.ys[p.pmax]),
+                    (c.hi, a.ys[c.hi - c.lo + 1])) AS four(k, yk)
 ) AS picked
 """
 
@@ -135,5 +141,7 @@ def generate_series_points(compiled: Compiled, *, end: float, interval_days: flo
     with connection.cursor() as cur:
         cur.execute(sql, params)
         count, points = cur.fetchone()
+    if not decimated and ("Infinity" in points or "NaN" in points):
+        raise NonFiniteResult(OVERFLOW_MESSAGE)
     return Series(start=start, end=end, step=step, samples=n, count=int(count),
                   decimated=decimated, points_json=points)

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from . import serializers as s
 from .errors import error, error_response
 from .expressions import Compiled, ExpressionError, compile_expression
-from .queries import generate_series_points, sample_count
+from .queries import NonFiniteResult, generate_series_points, sample_count
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ class PointsView(APIView):
                 compiled, end=end, interval_days=interval, dt_hours=dt, width=width)
         except DatabaseError as exc:
             return _database_error(exc)
+        except NonFiniteResult as exc:
+            return error_response([error("expression", "math_error", str(exc))], 422)
 
         head = json.dumps({
             "expression": compiled.expression,

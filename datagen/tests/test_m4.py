@@ -19,7 +19,7 @@ def m4_reference(points: list[list[float]], width: int) -> list[list[float]]:
         col = list(range(lo, hi + 1))
         assert col, "every column holds a sample when n > 4*width"
         i_min = min(col, key=lambda i: (points[i][1], i))
-        i_max = max(col, key=lambda i: (points[i][1], i))
+        i_max = max(col, key=lambda i: (points[i][1], -i))
         for i in sorted({lo, i_min, i_max, hi}):
             out.append(points[i])
     return out
