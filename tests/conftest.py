@@ -16,7 +16,7 @@ def stack(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         test_db = connection.settings_dict["NAME"]
-    env = {**os.environ, "POSTGRES_DB": test_db}
+    env = {**os.environ, "POSTGRES_DB": test_db, "DJANGO_SETTINGS_MODULE": "dashboard.settings"}
     redis.Redis.from_url(pipeline_settings.RESULT_BACKEND).flushdb()
     app.control.purge()
     stack = Stack(env)

@@ -6,6 +6,7 @@ runner and docker compose use, so the tests exercise the real commands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,6 +30,8 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, poll: flo
             value = check()
             if value:
                 return value
+        except RuntimeError:
+            raise
         except Exception as exc:  # noqa: BLE001 - retried until the deadline
             last_error = exc
         time.sleep(poll)
@@ -69,10 +72,8 @@ class Process:
 
     def signal_group(self, sig: int) -> None:
         if self.popen is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout: float = 15) -> None:
         if not self.running:
@@ -110,20 +111,32 @@ class Stack:
         self.exporter_urls = exporter_urls
         self.datagen = Process("datagen", ["datagen"], env)
         self.workers = {
-            queue: Process(f"worker-{queue}", [f"worker-{queue}"], env)
-            for queue in ("points", "render", "persist")
+            queue: Process(f"worker-{queue}", [f"worker-{queue}"], env) for queue in ("points", "render", "persist")
         }
 
     @property
     def processes(self) -> list[Process]:
         return [self.datagen, *self.exporters, *self.workers.values()]
 
+    def check_alive(self) -> None:
+        dead = [p for p in self.processes if not p.running]
+        if dead:
+            raise RuntimeError("exited: " + "\n".join(f"{p.name}:\n{p.tail()}" for p in dead))
+
+    def ready(self, check: Callable[[], bool]) -> Callable[[], bool]:
+        def checked() -> bool:
+            self.check_alive()
+            return check()
+
+        return checked
+
     def start(self) -> None:
         for process in self.processes:
             process.start()
-        wait_until(lambda: http_ok(self.env["DATAGEN_URL"] + "/health"), 60, "datagen")
+        datagen_health = self.env["DATAGEN_URL"] + "/health"
+        wait_until(self.ready(lambda: http_ok(datagen_health)), 60, "datagen")
         for url in self.exporter_urls:
-            wait_until(lambda url=url: http_ok(url + "/health"), 90, f"export server {url}")
+            wait_until(self.ready(lambda url=url: http_ok(url + "/health")), 90, f"export server {url}")
         for queue in self.workers:
             self.wait_for_worker(queue)
 

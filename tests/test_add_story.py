@@ -71,9 +71,7 @@ def test_each_worker_consumes_only_its_own_queue_on_the_broker(stack):
     from pipeline.celery import app
 
     replies = app.control.inspect(timeout=2).active_queues()
-    consumed = {
-        name.split("@")[0]: sorted(q["name"] for q in queues) for name, queues in replies.items()
-    }
+    consumed = {name.split("@")[0]: sorted(q["name"] for q in queues) for name, queues in replies.items()}
     assert consumed == {"points": ["points"], "render": ["render"], "persist": ["persist"]}
     with app.connection_for_write() as conn, conn.channel() as channel:
         for queue in ("points", "render", "persist"):

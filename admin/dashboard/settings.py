@@ -38,9 +38,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env("DJANGO_DEBUG", "false").lower() in {"1", "true", "yes", "on"}
-SECRET_KEY = env("DJANGO_SECRET_KEY") or (
-    "dev-only-insecure-key-do-not-use-in-production" if DEBUG else ""
-)
+SECRET_KEY = env("DJANGO_SECRET_KEY") or ("dev-only-insecure-key-do-not-use-in-production" if DEBUG else "")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 

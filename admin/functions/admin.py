@@ -77,9 +77,7 @@ class FunctionAdmin(admin.ModelAdmin):
 
     def _chart_img(self, obj: Function, css_class: str) -> str:
         url = reverse("admin:functions_function_chart", args=[obj.pk])
-        return format_html(
-            '<img class="{}" src="{}?v={}" alt="{}">', css_class, url, obj.result_run, obj
-        )
+        return format_html('<img class="{}" src="{}?v={}" alt="{}">', css_class, url, obj.result_run, obj)
 
     @admin.display(description=_("chart"))
     def chart_or_error(self, obj: Function) -> str:
@@ -132,7 +130,11 @@ class FunctionAdmin(admin.ModelAdmin):
             return "—"
         head = format_html(
             "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            _("stage"), _("queue"), _("worker"), _("seconds"), _("attempts"),
+            _("stage"),
+            _("queue"),
+            _("worker"),
+            _("seconds"),
+            _("attempts"),
         )
         return format_html("<table>{}{}</table>", head, format_html("".join(rows)))
 
@@ -142,9 +144,7 @@ class FunctionAdmin(admin.ModelAdmin):
         if change:
             services.update_function(obj, changed=form.changed_data)
         else:
-            created = services.create_function(
-                expression=obj.expression, dt=obj.dt, interval=obj.interval
-            )
+            created = services.create_function(expression=obj.expression, dt=obj.dt, interval=obj.interval)
             obj.pk, obj.run_id, obj._state.adding = created.pk, created.run_id, False
         request._fd_saved = obj
 

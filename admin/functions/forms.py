@@ -57,8 +57,7 @@ class FunctionForm(forms.ModelForm):
             except TransientFailure as exc:
                 self.add_error(
                     "expression",
-                    _("The expression could not be checked, try again: %(reason)s")
-                    % {"reason": exc},
+                    _("The expression could not be checked, try again: %(reason)s") % {"reason": exc},
                 )
                 return cleaned
             if problem:

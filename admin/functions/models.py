@@ -31,9 +31,7 @@ class Function(models.Model):
     # The run that must win: set when a refresh is queued; only its result is stored.
     run_id = models.UUIDField(_("latest run"), null=True, blank=True, editable=False)
     queued_at = models.DateTimeField(_("queued at"), null=True, blank=True, editable=False)
-    state = models.CharField(
-        _("state"), max_length=16, choices=State.choices, default=State.QUEUED, editable=False
-    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED, editable=False)
 
     # The stored outcome of the run ``result_run``: a PNG chart or an error text.
     result_run = models.UUIDField(_("stored run"), null=True, blank=True, editable=False)
@@ -49,9 +47,7 @@ class Function(models.Model):
         indexes = [models.Index(fields=["state", "queued_at"])]
         constraints = [
             models.CheckConstraint(condition=models.Q(dt__gt=0), name="function_dt_positive"),
-            models.CheckConstraint(
-                condition=models.Q(interval__gt=0), name="function_interval_positive"
-            ),
+            models.CheckConstraint(condition=models.Q(interval__gt=0), name="function_interval_positive"),
         ]
 
     def __str__(self) -> str:

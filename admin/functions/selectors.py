@@ -19,11 +19,7 @@ class Chart:
 
 def function_chart(pk: int) -> Chart | None:
     """The stored PNG of a function with its cache validators, or None."""
-    row = (
-        Function.objects.filter(pk=pk, chart__isnull=False)
-        .values("chart", "result_run", "processed_at")
-        .first()
-    )
+    row = Function.objects.filter(pk=pk, chart__isnull=False).values("chart", "result_run", "processed_at").first()
     if row is None:
         return None
     return Chart(bytes(row["chart"]), str(row["result_run"]), row["processed_at"])
@@ -40,11 +36,7 @@ def live_states(functions: list[Function]) -> dict[int, str]:
     """The stage each in-progress row has reached, as the stages wrote it to Redis."""
     pending = [f for f in functions if f.in_progress]
     rows = status.row_states(f.pk for f in pending)
-    return {
-        f.pk: rows[f.pk].state
-        for f in pending
-        if f.pk in rows and rows[f.pk].run == str(f.run_id)
-    }
+    return {f.pk: rows[f.pk].state for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
 
 
 def recent_batches(limit: int = 5) -> list[status.BatchStatus]:

@@ -10,9 +10,7 @@ from pipeline import settings
 from pipeline.errors import StageFailure, TransientFailure
 
 # The export server's own error codes that mean "busy, try again".
-EXPORTER_TRANSIENT_CODES = frozenset(
-    {"EXPORT_QUEUE_FULL", "EXPORT_ACQUIRE_TIMEOUT", "EXPORT_RASTERIZATION_TIMEOUT"}
-)
+EXPORTER_TRANSIENT_CODES = frozenset({"EXPORT_QUEUE_FULL", "EXPORT_ACQUIRE_TIMEOUT", "EXPORT_RASTERIZATION_TIMEOUT"})
 # datagen's error codes that a retry cannot fix even though they are not 4xx.
 DATAGEN_PERMANENT_CODES = frozenset({"timeout"})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -24,9 +22,7 @@ def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
     try:
         return _session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
     except requests.Timeout as exc:
-        raise TransientFailure(
-            f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})"
-        ) from exc
+        raise TransientFailure(f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})") from exc
     except requests.ConnectionError as exc:
         raise TransientFailure(f"{service} at {url} is unreachable ({exc})") from exc
 
@@ -49,8 +45,7 @@ def fetch_points(expression: str, interval: float, dt: float, width: int) -> dic
     errors = body.get("errors") if isinstance(body, dict) else None
     if errors:
         detail = "; ".join(
-            f"{err.get('message', '?')} (field {err.get('field', '?')}, code {err.get('code', '?')})"
-            for err in errors
+            f"{err.get('message', '?')} (field {err.get('field', '?')}, code {err.get('code', '?')})" for err in errors
         )
         codes = {err.get("code") for err in errors}
     else:

@@ -11,7 +11,7 @@
 | CHART_HEIGHT                  | 400                                  | chart height in pixels |
 | PIPELINE_HTTP_TIMEOUT         | 30                                   | seconds per HTTP call to datagen/exporter |
 | PIPELINE_MAX_RETRIES          | 5                                    | retries of a transient failure per stage |
-| PIPELINE_RETRY_BACKOFF        | 1                                    | first retry delay, seconds (doubles each time) |
+| PIPELINE_RETRY_BACKOFF        | 1                                    | first retry delay, s (doubles each time) |
 | PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay, seconds |
 | PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
 """
@@ -39,9 +39,7 @@ RESULT_BACKEND = _env("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/0")
 STATUS_REDIS_URL = _env("PIPELINE_STATUS_REDIS_URL", RESULT_BACKEND)
 DATAGEN_URL = _env("DATAGEN_URL", "http://127.0.0.1:8001").rstrip("/")
 EXPORTER_URLS = [
-    url.strip().rstrip("/")
-    for url in _env("EXPORTER_URLS", "http://127.0.0.1:7801").split(",")
-    if url.strip()
+    url.strip().rstrip("/") for url in _env("EXPORTER_URLS", "http://127.0.0.1:7801").split(",") if url.strip()
 ]
 CHART_WIDTH = _int("CHART_WIDTH", 800)
 CHART_HEIGHT = _int("CHART_HEIGHT", 400)

@@ -129,9 +129,7 @@ def start_runs(runs: Iterable[tuple[int, str]], batch_id: str | None) -> None:
 def set_state(function_id: int, run_id: str, state: str) -> None:
     """Record the stage a run has reached (ignored if a newer run took the row)."""
     try:
-        client().eval(
-            _SET_IF_RUN, 1, _row_key(function_id), run_id, state, time.time(), settings.STATUS_TTL
-        )
+        client().eval(_SET_IF_RUN, 1, _row_key(function_id), run_id, state, time.time(), settings.STATUS_TTL)
     except redis.RedisError:
         log.exception("could not record state %s of row %s", state, function_id)
 

@@ -1,0 +1,21 @@
+# The two commands: `make dev` runs the app, `make test` runs the tests.
+.PHONY: dev test lint bench help
+
+help:
+	@echo "make dev    install what is missing and run the whole stack (Ctrl-C stops it)"
+	@echo "make test   install what is missing and run every test on the real services"
+	@echo "make lint   ruff"
+	@echo "make bench  the benchmark scripts"
+
+dev:
+	deploy/dev.sh
+
+test:
+	deploy/test.sh
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+bench:
+	deploy/bench.sh
