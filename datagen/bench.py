@@ -1,0 +1,303 @@
+"""Benchmark of datagen (a script, not a test). Run from the repository root:
+
+    .venv/bin/python datagen/bench.py [--exporter-url URL] [--datagen-url URL] [--repeat N]
+
+It prints, measured side by side in one run:
+
+1. samples per second for 1M and 5.3M samples, raw and M4, of the bare SQL
+   statement (executed and fetched through psycopg2, as the service does);
+2. the M4 statement's time / numpy's time to compute the same samples in-process
+   (and / numpy computing the samples plus M4), i.e. how close SQL comes to the
+   machine's limit;
+3. the endpoint's time (HTTP, gunicorn) / the bare statement's time for the same
+   series, i.e. the service's overhead;
+4. for a 100k-sample series rendered by the real export server, the number of
+   pixels that differ between the raw chart and the M4 chart, against the plot area.
+
+Only 127.0.0.1 is contacted. If no datagen answers at --datagen-url (env
+DATAGEN_URL), the script starts gunicorn on 127.0.0.1:18001 and stops it at the
+end. The pixel part needs an export server at --exporter-url (env EXPORTER_URL,
+default http://127.0.0.1:7801); it is skipped with a message if none answers.
+Every loop is bounded (--repeat runs per figure, default 3; the median is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datagen_service.settings")
+# The benchmark's own statements may take long; the service keeps its own timeout.
+os.environ.setdefault("DATAGEN_STATEMENT_TIMEOUT_MS", "120000")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+import requests  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from series.expressions import Binary, Call, Node, Num, Unary, Var, compile_expression  # noqa: E402
+from series.queries import (  # noqa: E402
+    SECONDS_PER_DAY,
+    SECONDS_PER_HOUR,
+    _m4_sql,
+    _raw_sql,
+    sample_count,
+)
+
+END = 1764374400.5
+EXPRESSION = "t + 2/t"
+WIDTH = 1000
+MINUTE_HOURS = 1 / 60
+# (label, interval in days, dt in hours)
+SIZES = [("1M", 1_000_000 / 1440, MINUTE_HOURS), ("5.3M", 3652.5, MINUTE_HOURS)]
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def params(interval: float, dt: float, width: int | None) -> dict[str, Any]:
+    n = int(sample_count(interval, dt))
+    start = END - interval * SECONDS_PER_DAY
+    return {"start": start, "step": dt * SECONDS_PER_HOUR, "last": n - 1, "n": n,
+            "w": width}
+
+
+def bare_sql(expr_sql: str, interval: float, dt: float, width: int | None) -> tuple[int, str]:
+    sql = _m4_sql(expr_sql) if width else _raw_sql(expr_sql)
+    with connection.cursor() as cur:
+        cur.execute(sql, params(interval, dt, width))
+        return cur.fetchone()
+
+
+# ------------------------------------------------------------------ numpy
+
+
+def np_eval(node: Node, t: np.ndarray) -> np.ndarray | float:
+    funcs = {"sin": np.sin, "cos": np.cos, "tan": np.tan, "sqrt": np.sqrt, "exp": np.exp,
+             "ln": np.log, "log": np.log10, "log10": np.log10, "abs": np.abs,
+             "floor": np.floor, "ceil": np.ceil, "asin": np.arcsin, "acos": np.arccos,
+             "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+             "cbrt": np.cbrt, "round": np.rint, "sign": np.sign}
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Var):
+        return t
+    if isinstance(node, Unary):
+        return -np_eval(node.operand, t)
+    if isinstance(node, Binary):
+        a, b = np_eval(node.left, t), np_eval(node.right, t)
+        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
+                "^": np.power}[node.op](a, b)
+    if isinstance(node, Call) and node.name in funcs:
+        return funcs[node.name](*(np_eval(a, t) for a in node.args))
+    raise NotImplementedError(node)
+
+
+def np_samples(tree: Node, interval: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    p = params(interval, dt, None)
+    t = p["start"] + np.arange(p["n"], dtype=np.float64) * p["step"]
+    return t, np.broadcast_to(np_eval(tree, t), t.shape)
+
+
+def np_m4(tree: Node, interval: float, dt: float, width: int) -> int:
+    t, y = np_samples(tree, interval, dt)
+    n = len(t)
+    lo = -(-np.arange(width) * n // width)
+    mins = np.minimum.reduceat(y, lo)
+    maxs = np.maximum.reduceat(y, lo)
+    return len(mins) + len(maxs)
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+def answers(url: str, path: str) -> bool:
+    try:
+        return requests.get(url.rstrip("/") + path, timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATAGEN_STATEMENT_TIMEOUT_MS": "120000",
+           "DATAGEN_MAX_RAW_POINTS": "6000000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(HERE),
+         "datagen_service.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--timeout", "300", "--log-level", "warning"],
+        env=env)
+    for _ in range(60):
+        if answers(f"http://127.0.0.1:{port}", "/health"):
+            return proc
+        time.sleep(0.25)
+    proc.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def endpoint(url: str, interval: float, dt: float, width: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"expression": EXPRESSION, "interval": interval, "dt": dt,
+                            "end": END}
+    if width:
+        body["width"] = width
+    r = requests.post(url.rstrip("/") + "/api/v1/points", json=body, timeout=300)
+    r.raise_for_status()
+    return r.json()
+
+
+# ------------------------------------------------------------------ pixels
+
+
+CHART_W, CHART_H = 800, 400
+MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_LEFT = 20, 20, 50, 80
+PLOT_W = CHART_W - MARGIN_LEFT - MARGIN_RIGHT
+PLOT_H = CHART_H - MARGIN_TOP - MARGIN_BOTTOM
+
+
+def chart(points: list[list[float]]) -> dict[str, Any]:
+    data = [[x * 1000.0, y] for x, y in points]  # datetime axis: milliseconds
+    return {
+        "chart": {"type": "line", "width": CHART_W, "height": CHART_H, "animation": False,
+                  "margin": [MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_LEFT]},
+        "boost": {"enabled": False},
+        "title": {"text": None}, "credits": {"enabled": False},
+        "legend": {"enabled": False},
+        "xAxis": {"type": "datetime", "min": data[0][0], "max": data[-1][0],
+                  "startOnTick": False, "endOnTick": False, "minPadding": 0,
+                  "maxPadding": 0},
+        "yAxis": {"title": {"text": None}},
+        "plotOptions": {"series": {"animation": False, "marker": {"enabled": False},
+                                   "lineWidth": 1, "turboThreshold": 0,
+                                   "boostThreshold": 0, "enableMouseTracking": False,
+                                   "states": {"hover": {"enabled": False}}}},
+        "series": [{"data": data}],
+    }
+
+
+def render(exporter_url: str, points: list[list[float]]) -> bytes:
+    body = {"type": "png", "infile": chart(points), "width": CHART_W, "height": CHART_H}
+    r = requests.post(exporter_url.rstrip("/") + "/", json=body, timeout=300)
+    r.raise_for_status()
+    if not r.content.startswith(b"\x89PNG"):
+        raise RuntimeError(f"exporter answered {r.headers.get('content-type')}, not a PNG")
+    return r.content
+
+
+def pixel_diff(a: bytes, b: bytes) -> tuple[int, tuple[int, int]]:
+    from PIL import Image
+
+    ia = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.int16)
+    ib = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.int16)
+    if ia.shape != ib.shape:
+        raise RuntimeError(f"image sizes differ: {ia.shape} vs {ib.shape}")
+    return int(np.any(ia != ib, axis=2).sum()), (ia.shape[1], ia.shape[0])
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--exporter-url",
+                    default=os.environ.get("EXPORTER_URL", "http://127.0.0.1:7801"))
+    ap.add_argument("--datagen-url", default=os.environ.get("DATAGEN_URL", ""))
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    repeat = max(1, min(args.repeat, 20))
+    for url in (args.exporter_url, args.datagen_url):
+        host = url.split("//")[-1].split(":")[0].split("/")[0]
+        if url and host not in ("127.0.0.1", "localhost"):
+            raise SystemExit(f"only 127.0.0.1 is benchmarked, not {url}")
+
+    compiled = compile_expression(EXPRESSION)
+    print(f"datagen benchmark: f(t) = {EXPRESSION}, end = {END}, M4 width = {WIDTH}, "
+          f"median of {repeat} runs, {os.cpu_count()} cores")
+    with connection.cursor() as cur:
+        cur.execute("SELECT version()")
+        print(cur.fetchone()[0].split(",")[0])
+    bare_sql(compiled.sql, 1, 1, None)  # connect, warm up
+
+    gunicorn = None
+    datagen_url = args.datagen_url
+    if not datagen_url or not answers(datagen_url, "/health"):
+        datagen_url = "http://127.0.0.1:18001"
+        print(f"starting gunicorn on {datagen_url} (1 worker, raw limit lifted to 6M)")
+        gunicorn = start_gunicorn(18001)
+    try:
+        print()
+        print(f"{'series':<8}{'mode':<6}{'samples':>10}{'points':>9}{'SQL s':>9}"
+              f"{'Msamples/s':>12}{'numpy s':>9}{'SQL/np':>8}{'np+M4 s':>9}{'SQL/np+M4':>10}"
+              f"{'HTTP s':>9}{'HTTP/SQL':>9}")
+        for label, interval, dt in SIZES:
+            n = int(sample_count(interval, dt))
+            tree = compiled.tree
+            np_time, _ = median_time(lambda: np_samples(tree, interval, dt), repeat)  # noqa: B023
+            np_m4_time, _ = median_time(lambda: np_m4(tree, interval, dt, WIDTH), repeat)  # noqa: B023
+            for mode, width in (("raw", None), ("M4", WIDTH)):
+                sql_time, (count, _) = median_time(
+                    lambda: bare_sql(compiled.sql, interval, dt, width), repeat)  # noqa: B023
+                try:
+                    http_time, body = median_time(
+                        lambda: endpoint(datagen_url, interval, dt, width), repeat)  # noqa: B023
+                    assert body["count"] == count and body["samples"] == n
+                    http = f"{http_time:9.3f}{http_time / sql_time:9.2f}"
+                except requests.RequestException as exc:
+                    http = f"  ({type(exc).__name__}: {str(exc)[:40]})"
+                print(f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
+                      f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
+                      f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}")
+        print("SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
+              "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
+              "np+M4: plus min/max per column (numpy reduceat).")
+    finally:
+        if gunicorn is not None:
+            gunicorn.terminate()
+            gunicorn.wait(timeout=30)
+
+    print()
+    if not answers(args.exporter_url, "/health"):
+        print(f"pixel comparison skipped: no export server answers at {args.exporter_url} "
+              "(start one with exporter/start.sh, or pass --exporter-url)")
+        return
+    interval, dt = 100_000 / 1440 / 4, MINUTE_HOURS / 4  # 100k samples at 15 s steps
+    expr = "sin(t / 2000) + sin(t / 97) / 4 + sin(t / 9) / 10"
+    c = compile_expression(expr)
+    raw_count, raw_json = bare_sql(c.sql, interval, dt, None)
+    raw = json.loads(raw_json)
+    print(f"pixel comparison: f(t) = {expr}, {raw_count} samples, chart {CHART_W}x{CHART_H},"
+          f" plot area {PLOT_W}x{PLOT_H} = {PLOT_W * PLOT_H} px")
+    t0 = time.perf_counter()
+    raw_png = render(args.exporter_url, raw)
+    raw_render = time.perf_counter() - t0
+    for width, why in ((PLOT_W, "plot-area width"), (CHART_W, "chart width")):
+        count, m4_json = bare_sql(c.sql, interval, dt, width)
+        t0 = time.perf_counter()
+        m4_png = render(args.exporter_url, json.loads(m4_json))
+        m4_render = time.perf_counter() - t0
+        diff, size = pixel_diff(raw_png, m4_png)
+        print(f"  M4 at width {width} ({why}): {count} points; differing pixels {diff} = "
+              f"{100 * diff / (PLOT_W * PLOT_H):.4f}% of the plot area (target < 0.1%); "
+              f"render raw {raw_render:.2f} s, M4 {m4_render:.2f} s; image {size[0]}x{size[1]}")
+
+
+if __name__ == "__main__":
+    main()
