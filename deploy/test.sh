@@ -14,7 +14,8 @@ ensure_services
 
 # The system tests use a RabbitMQ virtual host of their own, so a running
 # development stack neither steals their tasks nor receives them.
-TEST_VHOST=function_dashboard_test
+slot="${TEST_SLOT:-0}"
+TEST_VHOST="function_dashboard_test${slot#0}"
 if command -v rabbitmqctl >/dev/null 2>&1; then
   rabbitmqctl -q add_vhost "$TEST_VHOST" >/dev/null 2>&1 || true
   rabbitmqctl -q set_permissions -p "$TEST_VHOST" guest '.*' '.*' '.*' >/dev/null

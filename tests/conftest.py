@@ -10,9 +10,8 @@ from tests.stack import Stack
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker):
     """The real workers, datagen and export servers, pointed at the test database."""
-    from pipeline.celery import app
-
     from pipeline import settings as pipeline_settings
+    from pipeline.celery import app
 
     with django_db_blocker.unblock():
         test_db = connection.settings_dict["NAME"]

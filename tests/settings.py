@@ -6,18 +6,23 @@ processes that the tests start (workers, datagen, export servers) inherit it.
 
 import os
 
+# TEST_SLOT (default 0) moves every test resource (database, broker virtual
+# host, Redis database, ports) aside, so that two suites can run side by side.
+SLOT = int(os.environ.get("TEST_SLOT", "0"))
+PORT = 18000 + 100 * SLOT
+
 TEST_ENV = {
     "DJANGO_SECRET_KEY": "tests-only-secret-key",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     # pytest-django creates test_<POSTGRES_DB>; the workers are pointed at it.
-    "POSTGRES_DB": "function_dashboard",
-    "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/function_dashboard_test",
-    "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/15",
-    "DATAGEN_PORT": "18001",
-    "DATAGEN_URL": "http://127.0.0.1:18001",
-    "EXPORTER_URLS": "http://127.0.0.1:17801,http://127.0.0.1:17802",
-    "ADMIN_PORT": "18000",
-    "FLOWER_PORT": "15555",
+    "POSTGRES_DB": f"function_dashboard_{SLOT}",
+    "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/function_dashboard_test{SLOT or ''}",
+    "CELERY_RESULT_BACKEND": f"redis://127.0.0.1:6379/{15 - SLOT}",
+    "DATAGEN_PORT": str(PORT + 1),
+    "DATAGEN_URL": f"http://127.0.0.1:{PORT + 1}",
+    "EXPORTER_URLS": f"http://127.0.0.1:{PORT + 11},http://127.0.0.1:{PORT + 12}",
+    "ADMIN_PORT": str(PORT),
+    "FLOWER_PORT": str(PORT + 55),
     "RENDER_CONCURRENCY": "2",
     "POINTS_CONCURRENCY": "2",
     "PERSIST_CONCURRENCY": "2",

@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = ROOT / "var" / "test-logs"
+LOG_DIR = ROOT / "var" / "test-logs" / f"slot-{os.environ.get('TEST_SLOT', '0')}"
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, poll: float = 0.2):

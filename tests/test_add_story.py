@@ -5,9 +5,9 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from functions.models import Function
 from PIL import Image
 
+from functions.models import Function
 from pipeline import settings as pipeline_settings
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]

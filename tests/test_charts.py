@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from pipeline.charts import chart_options
 from pipeline.errors import StageFailure
 

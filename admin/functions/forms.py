@@ -1,9 +1,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from pipeline.clients import validate_expression
-from pipeline.errors import TransientFailure
 
 from functions.models import Function
+from pipeline.clients import validate_expression
+from pipeline.errors import TransientFailure
 
 PRESETS = ["t + 2/t", "sin(t)"]
 CUSTOM = "__custom__"

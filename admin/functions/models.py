@@ -1,6 +1,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # Bounds a user can enter; datagen enforces its own sample limit on top.
 DT_MIN_HOURS = 1 / 3600  # one second
@@ -41,7 +42,9 @@ class Function(models.Model):
     trace = models.JSONField(_("stage trace"), default=dict, blank=True, editable=False)
 
     class Meta:
-        verbose_name = _("function")
+        # Django's admin puts the model name in sentences ("Add function"):
+        # Russian needs the accusative there, hence a context of its own.
+        verbose_name = pgettext_lazy("model name in admin sentences", "function")
         verbose_name_plural = _("functions")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state", "queued_at"])]

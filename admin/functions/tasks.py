@@ -2,10 +2,9 @@
 
 from typing import Any
 
-from pipeline.celery import PERSIST_TASK, app
-
 from functions import services
 from pipeline import status
+from pipeline.celery import PERSIST_TASK, app
 
 
 @app.task(name=PERSIST_TASK, bind=True)
