@@ -24,6 +24,12 @@ STAGE_LABELS = {
 }
 
 
+admin.site.site_header = _("Function Dashboard")
+admin.site.site_title = _("Function Dashboard")
+admin.site.index_title = _("Functions and their charts")
+admin.site.enable_nav_sidebar = False
+
+
 @admin.action(description=_("Refresh"), permissions=["change"])
 def refresh(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> None:
     count = services.refresh_functions(queryset)

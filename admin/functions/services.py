@@ -24,7 +24,7 @@ def create_function(*, expression: str, dt: float, interval: float) -> Function:
     function = Function(expression=expression.strip(), dt=dt, interval=interval)
     function.full_clean()
     function.save()
-    queue_refresh([function])
+    queue_refresh([function], batch=False)
     return function
 
 
@@ -33,20 +33,21 @@ def update_function(function: Function, *, changed: Iterable[str]) -> None:
     function.full_clean()
     function.save()
     if {"expression", "dt", "interval"} & set(changed):
-        queue_refresh([function])
+        queue_refresh([function], batch=False)
 
 
-def queue_refresh(functions: Iterable[Function]) -> str | None:
+def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | None:
     """Give each function a new run and send one group of chains, after commit.
 
     The newest run of a row is the one whose result is stored: an older run
     still in flight finishes, but its result is discarded (see store_result).
-    Returns the batch id (None when nothing was queued).
+    With ``batch``, the runs form a batch whose progress the list shows.
+    Returns the batch id.
     """
     functions = list(functions)
     if not functions:
         return None
-    batch_id = uuid.uuid4().hex
+    batch_id = uuid.uuid4().hex if batch else None
     now = timezone.now()
     jobs = []
     for function in functions:

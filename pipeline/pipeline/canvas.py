@@ -8,6 +8,7 @@ This is the pipeline's public entry point for the admin::
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import chain, group
@@ -33,6 +34,7 @@ def refresh_job(
         "expression": expression,
         "interval": interval,
         "dt": dt,
+        "queued_at": time.time(),
         "trace": {},
     }
 

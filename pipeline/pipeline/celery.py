@@ -16,6 +16,8 @@ from pipeline import settings
 POINTS_TASK = "pipeline.generate_points"
 RENDER_TASK = "pipeline.render_chart"
 PERSIST_TASK = "pipeline.persist_chart"
+# Implemented by the admin too: marks runs that stopped making progress as failed.
+SWEEP_TASK = "pipeline.fail_stalled_runs"
 
 app = Celery("pipeline", include=["pipeline.tasks"])
 
@@ -39,6 +41,11 @@ app.conf.update(
         POINTS_TASK: {"queue": settings.POINTS_QUEUE, "routing_key": settings.POINTS_QUEUE},
         RENDER_TASK: {"queue": settings.RENDER_QUEUE, "routing_key": settings.RENDER_QUEUE},
         PERSIST_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
+        SWEEP_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
+    },
+    # The persist worker runs the scheduler (celery worker -B): one sweep a minute.
+    beat_schedule={
+        "fail-stalled-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY},
     },
     # A task is acknowledged only once it has finished; a worker that dies
     # mid-task gives the message back to the broker (every stage is idempotent).

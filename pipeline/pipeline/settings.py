@@ -13,6 +13,7 @@
 | PIPELINE_MAX_RETRIES          | 5                                    | retries of a transient failure per stage |
 | PIPELINE_RETRY_BACKOFF        | 1                                    | first retry delay, s (doubles each time) |
 | PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay, seconds |
+| PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps for stalled runs |
 | PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
 """
 
@@ -48,6 +49,7 @@ MAX_RETRIES = _int("PIPELINE_MAX_RETRIES", 5)
 RETRY_BACKOFF = _float("PIPELINE_RETRY_BACKOFF", 1.0)
 RETRY_BACKOFF_MAX = _float("PIPELINE_RETRY_BACKOFF_MAX", 30.0)
 STATUS_TTL = _int("PIPELINE_STATUS_TTL", 86400)
+SWEEP_EVERY = _float("PIPELINE_SWEEP_EVERY", 60.0)
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.
 POINTS_QUEUE = "points"

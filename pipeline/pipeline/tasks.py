@@ -40,6 +40,7 @@ def run_stage(task: Task, stage: str, state: str, job: Job, work: Callable[[Job]
     if job.get("error"):
         return job  # an earlier stage failed: carry the failure to persist
     status.set_state(job["function_id"], job["run_id"], state)
+    started_at = time.time()
     started = time.monotonic()
     retries = task.request.retries
     try:
@@ -63,6 +64,7 @@ def run_stage(task: Task, stage: str, state: str, job: Job, work: Callable[[Job]
             stage: {
                 "queue": delivery.get("routing_key"),
                 "worker": task.request.hostname,
+                "started": started_at,
                 "seconds": round(time.monotonic() - started, 4),
                 "attempts": retries + 1,
             }
