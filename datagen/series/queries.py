@@ -86,9 +86,12 @@ FROM ({rows}
 
 
 def _m4_sql(expr_sql: str) -> str:
-    # M4 (Jugel et al., VLDB 2014): the samples are split into `width` columns,
-    # column b holding i in [lo_b, hi_b] with lo_b = ceil(b*n/w) and
-    # hi_b = ceil((b+1)*n/w) - 1 (so b = floor(i*w/n)); for each column the
+    # M4 (Jugel et al., VLDB 2014): sample i belongs to pixel column
+    # b = floor(w * (t_i - t_0) / (t_last - t_0)) = floor(i*w/(n-1)), the last
+    # sample joining column w-1; so column b holds i in [lo_b, hi_b] with
+    # lo_b = ceil(b*(n-1)/w), hi_b = ceil((b+1)*(n-1)/w) - 1 (hi = n-1 for the last
+    # column). This is the chart's own x mapping when the x axis spans exactly
+    # the first to the last sample. For each column the
     # first, last, minimum and maximum sample are kept, deduplicated, in time
     # order (ties: the earliest minimum and the earliest maximum).
     # Each column is one correlated LATERAL over its own small generate_series:
@@ -102,8 +105,10 @@ SELECT count(*)::bigint,
            || ',' || yk::text || ']', ',' ORDER BY k), '') || ']'
 FROM (
     SELECT DISTINCT k, yk
-    FROM (SELECT b, (b * %(n)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint AS lo,
-                    ((b + 1) * %(n)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint - 1 AS hi
+    FROM (SELECT b, (b * %(last)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint AS lo,
+                    CASE WHEN b = %(w)s::bigint - 1 THEN %(last)s::bigint
+                         ELSE ((b + 1) * %(last)s::bigint + %(w)s::bigint - 1)
+                              / %(w)s::bigint - 1 END AS hi
           FROM generate_series(0::bigint, %(w)s::bigint - 1) AS gb(b)) AS c,
     LATERAL (
         SELECT array_agg(y) AS ys, min(y) AS mn, max(y) AS mx
@@ -134,7 +139,7 @@ def generate_series_points(compiled: Compiled, *, end: float, interval_days: flo
     decimated = width is not None and n > 4 * width
     params: dict[str, object] = {"start": start, "step": step, "last": n - 1}
     if decimated:
-        params.update(n=n, w=width)
+        params["w"] = width
         sql = _m4_sql(compiled.sql)
     else:
         sql = _raw_sql(compiled.sql)

@@ -10,13 +10,19 @@ END = 1764374400.5
 
 
 def m4_reference(points: list[list[float]], width: int) -> list[list[float]]:
-    """M4 computed in Python from the raw points (column b = floor(i*width/n))."""
+    """M4 computed in Python from the raw points: column b = floor(w*(t-t0)/(t_last-t0))."""
     n = len(points)
+    columns: list[list[int]] = [[] for _ in range(width)]
+    t0, t_last = points[0][0], points[-1][0]
+    for i in range(n):
+        b = min(width - 1, math.floor(width * (i / (n - 1))))
+        columns[b].append(i)
+    # the x mapping of the chart: the same column as from the times themselves
+    assert all(min(width - 1, math.floor(width * (points[i][0] - t0) / (t_last - t0))) == b
+               for b, col in enumerate(columns) for i in (col[0], col[-1]))
     out: list[list[float]] = []
-    for b in range(width):
-        lo = -(-b * n // width)
-        hi = -(-(b + 1) * n // width) - 1
-        col = list(range(lo, hi + 1))
+    for col in columns:
+        lo, hi = col[0], col[-1]
         assert col, "every column holds a sample when n > 4*width"
         i_min = min(col, key=lambda i: (points[i][1], i))
         i_max = max(col, key=lambda i: (points[i][1], -i))
