@@ -1,0 +1,170 @@
+"""The refresh story (brief, steps 5-7) under concurrency and faults, on the real services."""
+
+import base64
+import io
+import time
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from PIL import Image
+
+from functions import selectors, services
+from functions.models import Function
+from pipeline import status
+from pipeline.celery import PERSIST_TASK, app
+from tests.stack import http_ok, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
+
+LIST_URL = reverse("admin:functions_function_changelist")
+PRESETS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600) * exp(-t / 1e10)"]
+
+
+def make_rows(count: int) -> list[Function]:
+    return Function.objects.bulk_create(
+        Function(expression=PRESETS[i % len(PRESETS)], dt=1 + i % 3, interval=1 + i % 2) for i in range(count)
+    )
+
+
+def wait_for_runs(pks: list[int], timeout: float) -> list[Function]:
+    """Wait until every row has stored the outcome of its latest run."""
+
+    def settled():
+        rows = list(Function.objects.filter(pk__in=pks))
+        return rows if all(r.result_run == r.run_id and r.state != Function.State.QUEUED for r in rows) else None
+
+    return wait_until(settled, timeout, f"{len(pks)} rows to settle", poll=0.25)
+
+
+def assert_chart(row: Function) -> None:
+    assert row.state == Function.State.DONE, row.error
+    image = Image.open(io.BytesIO(bytes(row.chart)))
+    assert image.format == "PNG" and image.size[0] > 0
+
+
+def test_the_refresh_action_queues_the_selected_rows_and_says_how_many(stack, client):
+    get_user_model().objects.create_superuser("r", "r@example.com", "pw-for-tests-3")
+    client.login(username="r", password="pw-for-tests-3")
+    rows = make_rows(3)
+    chosen = [rows[0].pk, rows[2].pk]
+    response = client.post(LIST_URL, {"action": "refresh", "_selected_action": chosen}, follow=True)
+    assert "2 functions queued for refresh" in response.content.decode()
+    settled = wait_for_runs(chosen, 60)
+    for row in settled:
+        assert_chart(row)
+    assert Function.objects.get(pk=rows[1].pk).run_id is None  # not selected, not touched
+    page = client.get(LIST_URL).content.decode()
+    assert "2 done, 0 failed of 2" in page  # the batch's progress, from Redis
+
+
+def test_a_batch_of_fifty_rows_ends_with_fifty_new_images_and_dates(stack):
+    rows = make_rows(50)
+    services.refresh_functions(rows)
+    first = wait_for_runs([r.pk for r in rows], 180)
+    first_dates = {r.pk: r.processed_at for r in first}
+    for row in first:
+        assert_chart(row)
+    assert len({r.run_id for r in first}) == 50
+    batch = selectors.recent_batches(1)[0]
+    assert (batch.total, batch.done, batch.failed) == (50, 50, 0)
+
+    time.sleep(0.01)
+    services.refresh_functions(Function.objects.filter(pk__in=first_dates))
+    second = wait_for_runs(list(first_dates), 180)
+    for row in second:
+        assert_chart(row)
+        assert row.processed_at > first_dates[row.pk]
+
+
+def _persist(job: dict) -> dict:
+    return app.signature(PERSIST_TASK, args=(job,)).apply_async().get(timeout=30)
+
+
+def test_an_older_result_never_overwrites_a_newer_one(stack):
+    (row,) = make_rows(1)
+    older, newer = str(uuid.uuid4()), str(uuid.uuid4())
+    Function.objects.filter(pk=row.pk).update(run_id=newer, state=Function.State.QUEUED)
+    png = base64.b64encode(Image.new("RGB", (4, 4)).tobytes()).decode()
+
+    def job(run_id: str, end: float) -> dict:
+        return {"function_id": row.pk, "run_id": run_id, "batch_id": None, "png": png, "end": end, "trace": {}}
+
+    # The newer run finishes first; the older one arrives afterwards, through the real persist worker.
+    assert _persist(job(newer, 2_000_000_000.0))["stored"] is True
+    assert _persist(job(older, 2_000_000_100.0))["stored"] is False
+    row.refresh_from_db()
+    assert str(row.result_run) == newer
+    assert row.processed_at.timestamp() == 2_000_000_000.0
+
+
+def test_two_overlapping_refreshes_the_last_one_started_wins(stack):
+    (row,) = make_rows(1)
+    services.refresh_functions([row])
+    first_run = Function.objects.get(pk=row.pk).run_id
+    services.refresh_functions(Function.objects.filter(pk=row.pk))
+    last_run = Function.objects.get(pk=row.pk).run_id
+    assert first_run != last_run
+    (settled,) = wait_for_runs([row.pk], 60)
+    assert settled.result_run == last_run
+    assert_chart(settled)
+    time.sleep(1)  # the first run's persist, if it came later, must not have changed anything
+    settled.refresh_from_db()
+    assert settled.result_run == last_run
+
+
+def test_a_render_worker_killed_mid_batch_loses_nothing(stack):
+    rows = make_rows(16)
+    pks = [r.pk for r in rows]
+    services.refresh_functions(rows)
+    # Wait until the render worker is busy, then kill it and its pool outright.
+    wait_until(
+        lambda: any(s.state == status.RENDERING for s in status.row_states(pks).values()),
+        30,
+        "a render in progress",
+        poll=0.05,
+    )
+    stack.workers["render"].kill()
+    time.sleep(1)
+    assert Function.objects.filter(pk__in=pks, state=Function.State.QUEUED).exists()
+    stack.restart_worker("render")
+    for row in wait_for_runs(pks, 120):
+        assert_chart(row)
+
+
+def test_export_servers_stopped_mid_batch_rows_retry_and_succeed(stack):
+    rows = make_rows(6)
+    pks = [r.pk for r in rows]
+    for exporter in stack.exporters:
+        exporter.stop()
+    try:
+        services.refresh_functions(rows)
+        wait_until(
+            lambda: all(s.state == status.RENDERING for s in status.row_states(pks).values()) or None,
+            30,
+            "every row to reach the render stage",
+        )
+        time.sleep(1.5)  # a retry or two hit the stopped servers
+    finally:
+        for exporter in stack.exporters:
+            exporter.start()
+        for url in stack.exporter_urls:
+            wait_until(lambda url=url: http_ok(url + "/health"), 60, url)
+    settled = wait_for_runs(pks, 120)
+    for row in settled:
+        assert_chart(row)
+    assert max(row.trace["render"]["attempts"] for row in settled) > 1
+
+
+def test_a_run_whose_work_was_lost_is_marked_failed_with_the_reason(stack, settings):
+    (row,) = make_rows(1)
+    lost = uuid.uuid4()
+    long_ago = row.created_at.replace(year=row.created_at.year - 1)
+    Function.objects.filter(pk=row.pk).update(run_id=lost, state=Function.State.QUEUED, queued_at=long_ago)
+    assert services.fail_stalled_runs() == 1
+    row.refresh_from_db()
+    assert row.state == Function.State.FAILED
+    assert "made no progress" in row.error and "Refresh again" in row.error
+    assert row.processed_at is not None
+    assert services.fail_stalled_runs() == 0  # nothing left queued
