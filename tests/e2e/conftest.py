@@ -128,6 +128,12 @@ def shots(lang) -> Callable:
         page.screenshot(path=str(path), full_page=True)
         return path
 
+    def save(name: str, content: bytes) -> Path:
+        path = ARTIFACTS / f"{next(counter):02d}-{lang}-{name}"
+        path.write_bytes(content)
+        return path
+
+    shot.save = save
     return shot
 
 

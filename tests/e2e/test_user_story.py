@@ -74,14 +74,24 @@ def processing_date(page: Page, formula: str) -> str:
 
 
 def shown_as(value, lang: str) -> str:
-    """How the admin list shows a datetime in ``lang`` (Django's display_for_field)."""
+    """How the admin list shows a number or datetime in ``lang`` (as Django's display_for_field)."""
     with translation.override(lang):
-        return formats.localize(timezone.template_localtime(value))
+        return formats.localize(timezone.template_localtime(value) if hasattr(value, "tzinfo") else value)
 
 
 def stored(formula: str) -> Function:
     expression = formula.removeprefix("y = ")
     return off_loop(lambda: Function.objects.get(expression=expression))
+
+
+def assert_columns_in_view(page: Page) -> None:
+    """Every column fits the list without horizontal scrolling (the user *sees* the processing date)."""
+    right_edge = page.locator("div.results").evaluate("el => el.getBoundingClientRect().right")
+    for th in page.locator("#result_list thead th").all():
+        right = th.evaluate("el => el.getBoundingClientRect().right")
+        assert right <= right_edge + 1, (
+            f"column {th.text_content().strip()!r} ends at {right:.0f} px, past the visible list ({right_edge:.0f} px)"
+        )
 
 
 def assert_no_failed_requests(page: Page) -> None:
@@ -131,6 +141,7 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     assert add_button.is_visible(), "no Add button"
     assert add_button.get_attribute("href").endswith(ADD_URL)
     assert_chart_loaded(page, earlier)
+    assert_columns_in_view(page)
     shots(page, "list")
 
     # 2. Add t + 2/t (dt 1 hour, interval 1 day): a loaded chart and a processing date. -------------------
@@ -139,9 +150,13 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     assert row(page, formula).count() == 1, f"no row for {formula!r} after saving"
     assert_chart_loaded(page, formula)
     cells = [row(page, formula).locator(f"td.field-{name}").inner_text().strip() for name in ("dt", "interval")]
-    print("dt, interval cells:", cells)
+    assert cells == [shown_as(1.0, lang)] * 2, f"dt and interval shown as {cells}"
     assert processing_date(page, formula) == shown_as(stored(formula).processed_at, lang)
     shots(page, "added-chart")
+    # The chart itself, as the browser gets it (an artifact to look at full size).
+    chart = page.request.get(chart_src(page, formula))
+    assert chart.ok and chart.headers["content-type"] == "image/png", chart.status
+    shots.save("chart.png", chart.body())
 
     # 3. A function that fails in PostgreSQL: its row shows the exception text. -----------------------------
     failing = "y = 1/(t - t)"
@@ -189,5 +204,6 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
         assert new.processed_at > before[f][1], f"{f}: the processing date did not move on"
         # The list shows the new date (to the minute: within a minute the text may equal the old one).
         assert processing_date(page, f) == shown_as(new.processed_at, lang)
+    assert_columns_in_view(page)
     shots(page, "refreshed")
     assert_no_failed_requests(page)
