@@ -16,6 +16,7 @@ would do is proved here statically:
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 import subprocess
@@ -514,3 +515,61 @@ def test_admin_image_collects_static_files_where_whitenoise_serves_them() -> Non
 def test_root_dockerignore_keeps_the_context_small_and_secret_free() -> None:
     patterns = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", "**/node_modules", ".env"} <= patterns
+
+
+# Settings the containers deliberately do not take from the environment of docker compose.
+NOT_IN_COMPOSE = {
+    "DJANGO_STATIC_ROOT": "fixed in the admin image, where collectstatic put the files",
+    "PIPELINE_STATUS_REDIS_URL": "defaults to CELERY_RESULT_BACKEND, the compose Redis",
+    "DATAGEN_TEST_DB": "test suites only",
+}
+
+
+def documented_settings(path: Path) -> set[str]:
+    """The env vars of a settings module's docstring table (markdown `| NAME |` or rst ``NAME``)."""
+    text = path.read_text()
+    doc = text[: text.index('"""', 3)]
+    return set(re.findall(r"^\|\s*([A-Z][A-Z0-9_]+)\s*\|", doc, re.MULTILINE)) | set(
+        re.findall(r"^``([A-Z][A-Z0-9_]+)``", doc, re.MULTILINE)
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings_file", "service"),
+    [
+        ("admin/dashboard/settings.py", "admin"),
+        ("pipeline/pipeline/settings.py", "worker-render"),
+        ("datagen/datagen_service/settings.py", "datagen"),
+    ],
+)
+def test_every_documented_setting_reaches_its_containers(
+    services: dict[str, dict[str, Any]], settings_file: str, service: str
+) -> None:
+    """A setting added to a service's table must also get a compose default (and a line in .env.example)."""
+    names = documented_settings(ROOT / settings_file)
+    assert names, f"no settings table found in {settings_file}"
+    missing = names - set(services[service]["environment"]) - set(NOT_IN_COMPOSE)
+    assert not missing, f"{settings_file}: not set by docker-compose.yml for {service}: {sorted(missing)}"
+
+
+def test_root_context_copies_exist_and_are_not_dockerignored(services: dict[str, dict[str, Any]]) -> None:
+    """What a root-context Dockerfile COPYs is in the checkout and not excluded from the build context."""
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "!"))
+    ]
+    for name, path in dockerfiles(services).items():
+        build = services[name]["build"]
+        if not path.is_file() or build.get("context", ".") != ".":
+            continue
+        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", path.read_text(), re.MULTILINE):
+            *sources, _target = line.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"{path}: COPY {source}: not in the repository"
+                parts = Path(source).parts
+                for pattern in patterns:
+                    bare = pattern.removeprefix("**/")
+                    excluded = any(fnmatch.fnmatch("/".join(parts[: i + 1]), pattern) for i in range(len(parts)))
+                    excluded |= pattern.startswith("**/") and any(fnmatch.fnmatch(part, bare) for part in parts)
+                    assert not excluded, f"{path}: COPY {source} is excluded by .dockerignore {pattern!r}"
