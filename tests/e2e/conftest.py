@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.stack import ROOT
 T = TypeVar("T")
 
 ARTIFACTS = ROOT / "var" / "artifacts" / "e2e"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path(os.environ.get("PUPPETEER_EXECUTABLE_PATH", "/usr/lib/chromium/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -117,23 +119,35 @@ def seeded(stack, transactional_db, clean_status):
 
 @pytest.fixture
 def shots(lang) -> Callable:
-    """``shot(page, step)`` saves a full-page screenshot as var/artifacts/e2e/<NN>-<lang>-<step>.png."""
+    """``shot(page, step)`` saves a full-page screenshot as var/artifacts/e2e/<NN>-<lang>-<step>.png.
+
+    ``shot.save(step, png)`` saves an image the test fetched; ``shot.publish`` updates docs/screenshots/.
+    """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob(f"*-{lang}-*"):
         old.unlink()
     counter = iter(range(1, 100))
+    paths: dict[str, Path] = {}
 
     def shot(page, step: str) -> Path:
-        path = ARTIFACTS / f"{next(counter):02d}-{lang}-{step}.png"
+        path = paths[step] = ARTIFACTS / f"{next(counter):02d}-{lang}-{step}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
 
-    def save(name: str, content: bytes) -> Path:
-        path = ARTIFACTS / f"{next(counter):02d}-{lang}-{name}"
+    def save(step: str, content: bytes) -> Path:
+        path = paths[step] = ARTIFACTS / f"{next(counter):02d}-{lang}-{step}.png"
         path.write_bytes(content)
         return path
 
-    shot.save = save
+    def publish(names: dict[str, str]) -> None:
+        """With E2E_UPDATE_DOCS=1, copy the given steps' images to docs/screenshots/ (the README's)."""
+        if os.environ.get("E2E_UPDATE_DOCS") != "1":
+            return
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for step, name in names.items():
+            shutil.copyfile(paths[step], DOCS_SCREENSHOTS / name)
+
+    shot.save, shot.publish = save, publish
     return shot
 
 
