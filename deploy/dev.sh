@@ -8,7 +8,9 @@ cd "$ROOT"
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 export EXPORTER_URLS="${EXPORTER_URLS:-http://127.0.0.1:7801,http://127.0.0.1:7802}"
-export RENDER_CONCURRENCY="${RENDER_CONCURRENCY:-2}"
+# Two render processes per export server: while one waits for its PNG, the
+# next request is already queued in the server, so Chromium never idles.
+export RENDER_CONCURRENCY="${RENDER_CONCURRENCY:-4}"
 
 ensure_python
 ensure_chromium

@@ -11,6 +11,8 @@ ensure_python
 ensure_chromium
 ensure_exporter
 ensure_services
+say "Compose Specification schema (deploy/compose/)"
+deploy/compose/install.sh
 
 # The system tests use a RabbitMQ virtual host of their own, so a running
 # development stack neither steals their tasks nor receives them.

@@ -58,18 +58,17 @@ def run_stage(task: Task, stage: str, state: str, job: Job, work: Callable[[Job]
         result["error"] = f'Stage "{stage}" failed: {result["error"]}'
         result["failed_stage"] = stage
     delivery = task.request.delivery_info or {}
-    result["trace"] = dict(
-        job.get("trace") or {},
-        **{
-            stage: {
-                "queue": delivery.get("routing_key"),
-                "worker": task.request.hostname,
-                "started": started_at,
-                "seconds": round(time.monotonic() - started, 4),
-                "attempts": retries + 1,
-            }
+    result["trace"] = {
+        **(job.get("trace") or {}),
+        stage: {
+            "queue": delivery.get("routing_key"),
+            "worker": task.request.hostname,
+            "started": started_at,
+            "seconds": round(time.monotonic() - started, 4),
+            "attempts": retries + 1,
+            **result.pop("stage_info", {}),  # what the stage adds of its own, e.g. its exporter
         },
-    )
+    }
     return result
 
 
@@ -102,18 +101,21 @@ def _render(job: Job) -> Job:
     url = exporter_url(request.hostname or "", request.retries)
     png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
     result = {key: value for key, value in job.items() if key != "points"}
+    result["stage_info"] = {"exporter": url}
     result["png"] = base64.b64encode(png).decode("ascii")
-    result["exporter"] = url
     return result
 
 
-@app.task(name=POINTS_TASK, bind=True, max_retries=None)
+# The chain hands each stage's return value to the next stage in the message
+# itself; storing the points and the PNG in the result backend too would only
+# cost time, so the two intermediate stages keep no result.
+@app.task(name=POINTS_TASK, bind=True, max_retries=None, ignore_result=True)
 def generate_points(self: Task, job: Job) -> Job:
     """Stage 1: the function's points from datagen."""
     return run_stage(self, "points", status.POINTS, job, _points)
 
 
-@app.task(name=RENDER_TASK, bind=True, max_retries=None)
+@app.task(name=RENDER_TASK, bind=True, max_retries=None, ignore_result=True)
 def render_chart(self: Task, job: Job) -> Job:
     """Stage 2: the chart's PNG from the export server."""
     return run_stage(self, "render", status.RENDERING, job, _render)
