@@ -80,8 +80,7 @@ def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def params(interval: float, dt: float, width: int | None) -> dict[str, Any]:
     n = int(sample_count(interval, dt))
     start = END - interval * SECONDS_PER_DAY
-    return {"start": start, "step": dt * SECONDS_PER_HOUR, "last": n - 1, "n": n,
-            "w": width}
+    return {"start": start, "step": dt * SECONDS_PER_HOUR, "last": n - 1, "n": n, "w": width}
 
 
 def bare_sql(expr_sql: str, interval: float, dt: float, width: int | None) -> tuple[int, str]:
@@ -95,11 +94,28 @@ def bare_sql(expr_sql: str, interval: float, dt: float, width: int | None) -> tu
 
 
 def np_eval(node: Node, t: np.ndarray) -> np.ndarray | float:
-    funcs = {"sin": np.sin, "cos": np.cos, "tan": np.tan, "sqrt": np.sqrt, "exp": np.exp,
-             "ln": np.log, "log": np.log10, "log10": np.log10, "abs": np.abs,
-             "floor": np.floor, "ceil": np.ceil, "asin": np.arcsin, "acos": np.arccos,
-             "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
-             "cbrt": np.cbrt, "round": np.rint, "sign": np.sign}
+    funcs = {
+        "sin": np.sin,
+        "cos": np.cos,
+        "tan": np.tan,
+        "sqrt": np.sqrt,
+        "exp": np.exp,
+        "ln": np.log,
+        "log": np.log10,
+        "log10": np.log10,
+        "abs": np.abs,
+        "floor": np.floor,
+        "ceil": np.ceil,
+        "asin": np.arcsin,
+        "acos": np.arccos,
+        "atan": np.arctan,
+        "sinh": np.sinh,
+        "cosh": np.cosh,
+        "tanh": np.tanh,
+        "cbrt": np.cbrt,
+        "round": np.rint,
+        "sign": np.sign,
+    }
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Var):
@@ -108,8 +124,7 @@ def np_eval(node: Node, t: np.ndarray) -> np.ndarray | float:
         return -np_eval(node.operand, t)
     if isinstance(node, Binary):
         a, b = np_eval(node.left, t), np_eval(node.right, t)
-        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
-                "^": np.power}[node.op](a, b)
+        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}[node.op](a, b)
     if isinstance(node, Call) and node.name in funcs:
         return funcs[node.name](*(np_eval(a, t) for a in node.args))
     raise NotImplementedError(node)
@@ -149,13 +164,26 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATAGEN_STATEMENT_TIMEOUT_MS": "120000",
-           "DATAGEN_MAX_RAW_POINTS": "6000000"}
+    env = {**os.environ, "DATAGEN_STATEMENT_TIMEOUT_MS": "120000", "DATAGEN_MAX_RAW_POINTS": "6000000"}
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gunicorn", "--chdir", str(HERE),
-         "datagen_service.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "300", "--log-level", "warning"],
-        env=env)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(HERE),
+            "datagen_service.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "300",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     for _ in range(60):
         if proc.poll() is not None:
             raise SystemExit("gunicorn exited at start")
@@ -167,8 +195,7 @@ def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
 
 
 def endpoint(url: str, interval: float, dt: float, width: int | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"expression": EXPRESSION, "interval": interval, "dt": dt,
-                            "end": END}
+    body: dict[str, Any] = {"expression": EXPRESSION, "interval": interval, "dt": dt, "end": END}
     if width:
         body["width"] = width
     r = requests.post(url.rstrip("/") + "/api/v1/points", json=body, timeout=300)
@@ -191,27 +218,45 @@ def chart(points: list[list[float]], crisp: bool = False) -> dict[str, Any]:
     data = [[x * 1000.0, y] for x, y in points]  # datetime axis: milliseconds
     style = {"shapeRendering": "crispEdges"} if crisp else {}
     return {
-        "chart": {"type": "line", "width": CHART_W, "height": CHART_H, "animation": False,
-                  "margin": [MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_LEFT],
-                  "style": style},
+        "chart": {
+            "type": "line",
+            "width": CHART_W,
+            "height": CHART_H,
+            "animation": False,
+            "margin": [MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_LEFT],
+            "style": style,
+        },
         "boost": {"enabled": False},
-        "title": {"text": None}, "credits": {"enabled": False},
+        "title": {"text": None},
+        "credits": {"enabled": False},
         "legend": {"enabled": False},
-        "xAxis": {"type": "datetime", "min": data[0][0], "max": data[-1][0],
-                  "startOnTick": False, "endOnTick": False, "minPadding": 0,
-                  "maxPadding": 0},
+        "xAxis": {
+            "type": "datetime",
+            "min": data[0][0],
+            "max": data[-1][0],
+            "startOnTick": False,
+            "endOnTick": False,
+            "minPadding": 0,
+            "maxPadding": 0,
+        },
         "yAxis": {"title": {"text": None}},
-        "plotOptions": {"series": {"animation": False, "marker": {"enabled": False},
-                                   "lineWidth": 1, "turboThreshold": 0,
-                                   "boostThreshold": 0, "enableMouseTracking": False,
-                                   "states": {"hover": {"enabled": False}}}},
+        "plotOptions": {
+            "series": {
+                "animation": False,
+                "marker": {"enabled": False},
+                "lineWidth": 1,
+                "turboThreshold": 0,
+                "boostThreshold": 0,
+                "enableMouseTracking": False,
+                "states": {"hover": {"enabled": False}},
+            }
+        },
         "series": [{"data": data}],
     }
 
 
 def render(exporter_url: str, points: list[list[float]], crisp: bool = False) -> bytes:
-    body = {"type": "png", "infile": chart(points, crisp), "width": CHART_W,
-            "height": CHART_H}
+    body = {"type": "png", "infile": chart(points, crisp), "width": CHART_W, "height": CHART_H}
     r = requests.post(exporter_url.rstrip("/") + "/", json=body, timeout=300)
     r.raise_for_status()
     if not r.content.startswith(b"\x89PNG"):
@@ -236,8 +281,7 @@ def pixel_diff(a: bytes, b: bytes) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--exporter-url",
-                    default=os.environ.get("EXPORTER_URL", "http://127.0.0.1:7801"))
+    ap.add_argument("--exporter-url", default=os.environ.get("EXPORTER_URL", "http://127.0.0.1:7801"))
     ap.add_argument("--datagen-url", default=os.environ.get("DATAGEN_URL", ""))
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -248,8 +292,10 @@ def main() -> None:
             raise SystemExit(f"only 127.0.0.1 is benchmarked, not {url}")
 
     compiled = compile_expression(EXPRESSION)
-    print(f"datagen benchmark: f(t) = {EXPRESSION}, end = {END}, M4 width = {WIDTH}, "
-          f"median of {repeat} runs, {os.cpu_count()} cores, after 1 warm-up")
+    print(
+        f"datagen benchmark: f(t) = {EXPRESSION}, end = {END}, M4 width = {WIDTH}, "
+        f"median of {repeat} runs, {os.cpu_count()} cores, after 1 warm-up"
+    )
     with connection.cursor() as cur:
         cur.execute("SELECT version()")
         print(cur.fetchone()[0].split(",")[0])
@@ -264,30 +310,34 @@ def main() -> None:
         gunicorn = start_gunicorn(port)
     try:
         print()
-        print(f"{'series':<8}{'mode':<6}{'samples':>10}{'points':>9}{'SQL s':>9}"
-              f"{'Msamples/s':>12}{'numpy s':>9}{'SQL/np':>8}{'np+M4 s':>9}{'SQL/np+M4':>10}"
-              f"{'HTTP s':>9}{'HTTP/SQL':>9}")
+        print(
+            f"{'series':<8}{'mode':<6}{'samples':>10}{'points':>9}{'SQL s':>9}"
+            f"{'Msamples/s':>12}{'numpy s':>9}{'SQL/np':>8}{'np+M4 s':>9}{'SQL/np+M4':>10}"
+            f"{'HTTP s':>9}{'HTTP/SQL':>9}"
+        )
         for label, interval, dt in SIZES:
             n = int(sample_count(interval, dt))
             tree = compiled.tree
             np_time, _ = median_time(lambda: np_samples(tree, interval, dt), repeat)  # noqa: B023
             np_m4_time, _ = median_time(lambda: np_m4(tree, interval, dt, WIDTH), repeat)  # noqa: B023
             for mode, width in (("raw", None), ("M4", WIDTH)):
-                sql_time, (count, _) = median_time(
-                    lambda: bare_sql(compiled.sql, interval, dt, width), repeat)  # noqa: B023
+                sql_time, (count, _) = median_time(lambda: bare_sql(compiled.sql, interval, dt, width), repeat)  # noqa: B023
                 try:
-                    http_time, body = median_time(
-                        lambda: endpoint(datagen_url, interval, dt, width), repeat)  # noqa: B023
+                    http_time, body = median_time(lambda: endpoint(datagen_url, interval, dt, width), repeat)  # noqa: B023
                     assert body["count"] == count and body["samples"] == n
                     http = f"{http_time:9.3f}{http_time / sql_time:9.2f}"
                 except requests.RequestException as exc:
                     http = f"  ({type(exc).__name__}: {str(exc)[:40]})"
-                print(f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
-                      f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
-                      f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}")
-        print("SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
-              "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
-              "np+M4: plus min/max per column (numpy reduceat).")
+                print(
+                    f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
+                    f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
+                    f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}"
+                )
+        print(
+            "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
+            "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
+            "np+M4: plus min/max per column (numpy reduceat)."
+        )
     finally:
         if gunicorn is not None:
             gunicorn.terminate()
@@ -295,15 +345,18 @@ def main() -> None:
 
     print()
     if not answers(args.exporter_url, "/health"):
-        print(f"pixel comparison skipped: no export server answers at {args.exporter_url} "
-              "(start one with exporter/start.sh, or pass --exporter-url)")
+        print(
+            f"pixel comparison skipped: no export server answers at {args.exporter_url} "
+            "(start one with exporter/start.sh, or pass --exporter-url)"
+        )
         return
     interval, dt = 100_000 / 1440 / 4, MINUTE_HOURS / 4  # 100k samples at 15 s steps
     plot = PLOT_W * PLOT_H
-    print(f"pixel comparison: 100001 samples, chart {CHART_W}x{CHART_H}, x axis from the first"
-          f" to the last sample, plot area {PLOT_W}x{PLOT_H} = {plot} px")
-    for expr in ("sin(t / 20000) + sin(t / 997) / 5",
-                 "sin(t / 2000) + sin(t / 97) / 4 + sin(t / 9) / 10"):
+    print(
+        f"pixel comparison: 100001 samples, chart {CHART_W}x{CHART_H}, x axis from the first"
+        f" to the last sample, plot area {PLOT_W}x{PLOT_H} = {plot} px"
+    )
+    for expr in ("sin(t / 20000) + sin(t / 997) / 5", "sin(t / 2000) + sin(t / 97) / 4 + sin(t / 9) / 10"):
         c = compile_expression(expr)
         raw_count, raw_json = bare_sql(c.sql, interval, dt, None)
         raw = json.loads(raw_json)
@@ -319,10 +372,13 @@ def main() -> None:
                 m4_render = time.perf_counter() - t0
                 any_diff, big_diff = pixel_diff(raw_png, m4_png)
                 mode = "crispEdges  " if crisp else "anti-aliased"
-                print(f"    {mode} M4 w={width} ({why}, {count} pts): differing pixels "
-                      f"{any_diff} = {100 * any_diff / plot:.3f}% of plot "
-                      f"(>64 levels: {big_diff} = {100 * big_diff / plot:.3f}%); "
-                      f"render raw {raw_render:.2f} s, M4 {m4_render:.2f} s")
+                print(
+                    f"    {mode} M4 w={width} ({why}, {count} pts): differing pixels "
+                    f"{any_diff} = {100 * any_diff / plot:.3f}% of plot "
+                    f"(>64 levels: {big_diff} = {100 * big_diff / plot:.3f}%); "
+                    f"render raw {raw_render:.2f} s, M4 {m4_render:.2f} s"
+                )
+
 
 if __name__ == "__main__":
     main()

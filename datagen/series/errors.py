@@ -43,7 +43,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             view = context.get("view")
             if view is not None:
                 headers["Allow"] = ", ".join(view.allowed_methods)
-        return Response(
-            {"errors": [error(field, code, message)]}, status=exc.status_code, headers=headers
-        )
+        return Response({"errors": [error(field, code, message)]}, status=exc.status_code, headers=headers)
     return None  # anything else is a bug in this service: let Django answer 500

@@ -188,8 +188,7 @@ def _tokenize(text: str) -> list[_Tok]:
             if not math.isfinite(value):
                 raise ExpressionError(
                     "number_out_of_range",
-                    f"number {literal[:40]!s} at position {start} is too large "
-                    "for double precision",
+                    f"number {literal[:40]!s} at position {start} is too large for double precision",
                     start,
                 )
             toks.append(_Tok("num", literal, start, value))
@@ -211,9 +210,7 @@ def _tokenize(text: str) -> list[_Tok]:
             toks.append(_Tok("op", ch, start))
             i += 1
             continue
-        raise ExpressionError(
-            "syntax", f"unexpected character {_describe(ch)} at position {start}", start
-        )
+        raise ExpressionError("syntax", f"unexpected character {_describe(ch)} at position {start}", start)
     toks.append(_Tok("end", "", n))
     return toks
 
@@ -238,8 +235,7 @@ class _Parser:
         if self.level > self.max_depth:
             raise ExpressionError(
                 "too_deep",
-                f"expression is nested too deeply at position {pos} "
-                f"(the limit is {self.max_depth} levels)",
+                f"expression is nested too deeply at position {pos} (the limit is {self.max_depth} levels)",
                 pos,
             )
 
@@ -250,11 +246,11 @@ class _Parser:
         tok = self.tok
         if tok.kind == "end":
             return ExpressionError(
-                "syntax", f"unexpected end of expression at position {tok.pos}, "
-                f"expected {expected}", tok.pos
+                "syntax", f"unexpected end of expression at position {tok.pos}, expected {expected}", tok.pos
             )
         return ExpressionError(
-            "syntax", f"unexpected {tok.text!r} at position {tok.pos}, expected {expected}",
+            "syntax",
+            f"unexpected {tok.text!r} at position {tok.pos}, expected {expected}",
             tok.pos,
         )
 
@@ -333,14 +329,12 @@ class _Parser:
             if name in FUNCTIONS:
                 raise ExpressionError(
                     "syntax",
-                    f"function {name!r} at position {tok.pos} needs its arguments in "
-                    "parentheses",
+                    f"function {name!r} at position {tok.pos} needs its arguments in parentheses",
                     tok.pos,
                 )
             raise ExpressionError(
                 "unknown_name",
-                f"unknown name {name[:40]!r} at position {tok.pos}; "
-                "the variable is t and the constants are pi and e",
+                f"unknown name {name[:40]!r} at position {tok.pos}; the variable is t and the constants are pi and e",
                 tok.pos,
             )
         if self._is_op("("):
@@ -430,8 +424,7 @@ def to_sql(node: Node) -> str:
     raise AssertionError(type(node))
 
 
-def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH,
-          max_depth: int = DEFAULT_MAX_DEPTH) -> Node:
+def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH, max_depth: int = DEFAULT_MAX_DEPTH) -> Node:
     """Parse ``text`` into a tree, or raise :class:`ExpressionError`."""
     if not isinstance(text, str):
         raise ExpressionError("invalid", "the expression must be a string")
@@ -450,8 +443,7 @@ def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH,
     return tree
 
 
-def compile_expression(text: str, max_length: int = DEFAULT_MAX_LENGTH,
-                       max_depth: int = DEFAULT_MAX_DEPTH) -> Compiled:
+def compile_expression(text: str, max_length: int = DEFAULT_MAX_LENGTH, max_depth: int = DEFAULT_MAX_DEPTH) -> Compiled:
     """Parse and compile ``text``; raise :class:`ExpressionError` when it is invalid."""
     tree = parse(text, max_length=max_length, max_depth=max_depth)
     return Compiled(expression=text, tree=tree, sql=to_sql(tree), depth=_height(tree))

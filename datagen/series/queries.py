@@ -130,8 +130,9 @@ FROM (
 """
 
 
-def generate_series_points(compiled: Compiled, *, end: float, interval_days: float,
-                           dt_hours: float, width: int | None) -> Series:
+def generate_series_points(
+    compiled: Compiled, *, end: float, interval_days: float, dt_hours: float, width: int | None
+) -> Series:
     """Run the one statement for this series; raises django.db errors from PostgreSQL."""
     start = end - interval_days * SECONDS_PER_DAY
     step = dt_hours * SECONDS_PER_HOUR
@@ -148,5 +149,4 @@ def generate_series_points(compiled: Compiled, *, end: float, interval_days: flo
         count, points = cur.fetchone()
     if not decimated and ("Infinity" in points or "NaN" in points):
         raise NonFiniteResult(OVERFLOW_MESSAGE)
-    return Series(start=start, end=end, step=step, samples=n, count=int(count),
-                  decimated=decimated, points_json=points)
+    return Series(start=start, end=end, step=step, samples=n, count=int(count), decimated=decimated, points_json=points)

@@ -49,8 +49,7 @@ def _compile(value: Any, errors: list[dict[str, Any]]) -> Compiled | None:
         return None
 
 
-def _positive_number(body: dict[str, Any], field: str, unit: str,
-                     errors: list[dict[str, Any]]) -> float | None:
+def _positive_number(body: dict[str, Any], field: str, unit: str, errors: list[dict[str, Any]]) -> float | None:
     value = body.get(field, _MISSING)
     if value is _MISSING or value is None:
         errors.append(error(field, "required", f"{field} ({unit}) is required"))
@@ -78,12 +77,10 @@ def _body(request: Request) -> tuple[dict[str, Any] | None, JsonResponse | None]
     except ValueError:
         length = 0
     if limit is not None and length > limit:
-        return None, error_response(
-            [error("body", "too_large", f"the body is larger than {limit} bytes")], 413)
+        return None, error_response([error("body", "too_large", f"the body is larger than {limit} bytes")], 413)
     data = request.data  # DRF: 415 for a non-JSON content type, 400 for bad JSON
     if not isinstance(data, dict):
-        return None, error_response(
-            [error("body", "not_an_object", "the body must be a JSON object")], 400)
+        return None, error_response([error("body", "not_an_object", "the body must be a JSON object")], 400)
     return data, None
 
 
@@ -95,10 +92,16 @@ def _database_error(exc: DatabaseError) -> JsonResponse:
     if pgcode.startswith(_MATH_ERROR_CLASS):
         return error_response([error("expression", "math_error", message)], 422)
     if pgcode == _QUERY_CANCELED:
-        return error_response([error(
-            "expression", "timeout",
-            f"the series took longer than {settings.DATAGEN_STATEMENT_TIMEOUT_MS} ms "
-            f"to compute ({message})")], 504)
+        return error_response(
+            [
+                error(
+                    "expression",
+                    "timeout",
+                    f"the series took longer than {settings.DATAGEN_STATEMENT_TIMEOUT_MS} ms to compute ({message})",
+                )
+            ],
+            504,
+        )
     log.exception("database error")
     return error_response([error("database", "unavailable", message)], 503)
 
@@ -113,14 +116,16 @@ class PointsView(APIView):
             200: s.PointsResponseSerializer,
             400: OpenApiResponse(s.ErrorsSerializer, description="invalid request"),
             415: OpenApiResponse(s.ErrorsSerializer, description="not application/json"),
-            422: OpenApiResponse(s.ErrorsSerializer,
-                                 description="PostgreSQL math error (message verbatim)"),
+            422: OpenApiResponse(s.ErrorsSerializer, description="PostgreSQL math error (message verbatim)"),
             504: OpenApiResponse(s.ErrorsSerializer, description="statement timeout"),
         },
-        examples=[OpenApiExample(
-            "t + 2/t over a day, hourly, fixed end",
-            value={"expression": "t + 2/t", "interval": 1, "dt": 1, "end": 1764374400.5},
-            request_only=True)],
+        examples=[
+            OpenApiExample(
+                "t + 2/t over a day, hourly, fixed end",
+                value={"expression": "t + 2/t", "interval": 1, "dt": 1, "end": 1764374400.5},
+                request_only=True,
+            )
+        ],
     )
     def post(self, request: Request) -> HttpResponse:
         body, failure = _body(request)
@@ -154,8 +159,7 @@ class PointsView(APIView):
             if isinstance(width_value, bool) or not isinstance(width_value, int):
                 errors.append(error("width", "invalid", "width must be an integer (pixels)"))
             elif not 1 <= width_value <= max_width:
-                errors.append(error("width", "out_of_range",
-                                    f"width must be between 1 and {max_width}"))
+                errors.append(error("width", "out_of_range", f"width must be between 1 and {max_width}"))
             else:
                 width = width_value
 
@@ -165,42 +169,50 @@ class PointsView(APIView):
             max_samples = settings.DATAGEN_MAX_SAMPLES
             max_raw = settings.DATAGEN_MAX_RAW_POINTS
             if n > max_samples:
-                errors.append(error(
-                    "dt", "too_many_samples",
-                    f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
-                    f"the limit is {max_samples}"))
+                errors.append(
+                    error(
+                        "dt",
+                        "too_many_samples",
+                        f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
+                        f"the limit is {max_samples}",
+                    )
+                )
             elif not decimated and n > max_raw:
-                errors.append(error(
-                    "dt", "too_many_samples",
-                    f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
-                    f"at most {max_raw} are returned raw - pass width to get the M4 "
-                    "decimation"))
+                errors.append(
+                    error(
+                        "dt",
+                        "too_many_samples",
+                        f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
+                        f"at most {max_raw} are returned raw - pass width to get the M4 "
+                        "decimation",
+                    )
+                )
             elif not math.isfinite(end - interval * 86400.0):
-                errors.append(error("interval", "out_of_range",
-                                    "end - interval reaches beyond double precision"))
+                errors.append(error("interval", "out_of_range", "end - interval reaches beyond double precision"))
         if errors:
             return error_response(errors, 400)
         assert compiled is not None and interval is not None and dt is not None
         assert end is not None
 
         try:
-            series = generate_series_points(
-                compiled, end=end, interval_days=interval, dt_hours=dt, width=width)
+            series = generate_series_points(compiled, end=end, interval_days=interval, dt_hours=dt, width=width)
         except DatabaseError as exc:
             return _database_error(exc)
         except NonFiniteResult as exc:
             return error_response([error("expression", "math_error", str(exc))], 422)
 
-        head = json.dumps({
-            "expression": compiled.expression,
-            "interval": interval,
-            "dt": dt,
-            "start": series.start,
-            "end": series.end,
-            "samples": series.samples,
-            "count": series.count,
-            "decimated": series.decimated,
-        })
+        head = json.dumps(
+            {
+                "expression": compiled.expression,
+                "interval": interval,
+                "dt": dt,
+                "start": series.start,
+                "end": series.end,
+                "samples": series.samples,
+                "count": series.count,
+                "decimated": series.decimated,
+            }
+        )
         # The points are JSON text built by PostgreSQL; splice them in unparsed.
         text = head[:-1] + ', "points": ' + series.points_json + "}"
         return HttpResponse(text, content_type="application/json")

@@ -59,8 +59,9 @@ def test_presets_and_example(api, expression: str) -> None:
         assert math.isclose(y, py_eval(tree, x), rel_tol=1e-12)
 
 
-@pytest.mark.parametrize("interval, dt, n", [(1, 0.1, 241), (1, 24, 2), (1, 25, 1),
-                                              (0.5, 5, 3), (7, 1 / 60, 10081), (1e-9, 1, 1)])
+@pytest.mark.parametrize(
+    "interval, dt, n", [(1, 0.1, 241), (1, 24, 2), (1, 25, 1), (0.5, 5, 3), (7, 1 / 60, 10081), (1e-9, 1, 1)]
+)
 def test_sampling_rule(api, interval: float, dt: float, n: int) -> None:
     r = api.points(expression="t", interval=interval, dt=dt, end=END)
     assert r.status_code == 200, r.content
@@ -89,8 +90,11 @@ def test_validate(api_nodb) -> None:
     r = api_nodb.post("/api/v1/validate", {"expression": "sin(t"})
     assert r.status_code == 400
     assert r.json()["errors"][0] == {
-        "field": "expression", "code": "syntax", "position": 5,
-        "message": "unexpected end of expression at position 5, expected ',' or ')'"}
+        "field": "expression",
+        "code": "syntax",
+        "position": 5,
+        "message": "unexpected end of expression at position 5, expected ',' or ')'",
+    }
     assert len(queries) == 0
 
 
@@ -102,32 +106,34 @@ def errors_of(r) -> list[dict]:
 GOOD = {"expression": "t + 2/t", "interval": 1, "dt": 1, "end": END}
 
 
-@pytest.mark.parametrize("patch, field, code", [
-    ({"expression": "t + )"}, "expression", "syntax"),
-    ({"expression": "foo(t)"}, "expression", "unknown_function"),
-    ({"expression": "x"}, "expression", "unknown_name"),
-    ({"expression": "t" * 1001}, "expression", "too_long"),
-    ({"expression": "(" * 65 + "t" + ")" * 65}, "expression", "too_deep"),
-    ({"expression": 5}, "expression", "invalid"),
-    ({"expression": None}, "expression", "required"),
-    ({"interval": "1"}, "interval", "invalid"),
-    ({"interval": True}, "interval", "invalid"),
-    ({"interval": 0}, "interval", "not_positive"),
-    ({"interval": -1}, "interval", "not_positive"),
-    ({"dt": 0}, "dt", "not_positive"),
-    ({"dt": -0.5}, "dt", "not_positive"),
-    ({"dt": [1]}, "dt", "invalid"),
-    ({"dt": None}, "dt", "required"),
-    ({"end": "now"}, "end", "invalid"),
-    ({"width": 10.5}, "width", "invalid"),
-    ({"width": 0}, "width", "out_of_range"),
-    ({"width": 10**9}, "width", "out_of_range"),
-    ({"dt": 1e-6}, "dt", "too_many_samples"),
-    ({"interval": 10, "dt": 1 / 6000}, "dt", "too_many_samples"),  # raw limit
-    ({"interval": 1e304, "dt": 1e304}, "interval", "out_of_range"),
-])
-def test_bad_fields_are_400_without_a_query(api_nodb, patch: dict, field: str,
-                                            code: str) -> None:
+@pytest.mark.parametrize(
+    "patch, field, code",
+    [
+        ({"expression": "t + )"}, "expression", "syntax"),
+        ({"expression": "foo(t)"}, "expression", "unknown_function"),
+        ({"expression": "x"}, "expression", "unknown_name"),
+        ({"expression": "t" * 1001}, "expression", "too_long"),
+        ({"expression": "(" * 65 + "t" + ")" * 65}, "expression", "too_deep"),
+        ({"expression": 5}, "expression", "invalid"),
+        ({"expression": None}, "expression", "required"),
+        ({"interval": "1"}, "interval", "invalid"),
+        ({"interval": True}, "interval", "invalid"),
+        ({"interval": 0}, "interval", "not_positive"),
+        ({"interval": -1}, "interval", "not_positive"),
+        ({"dt": 0}, "dt", "not_positive"),
+        ({"dt": -0.5}, "dt", "not_positive"),
+        ({"dt": [1]}, "dt", "invalid"),
+        ({"dt": None}, "dt", "required"),
+        ({"end": "now"}, "end", "invalid"),
+        ({"width": 10.5}, "width", "invalid"),
+        ({"width": 0}, "width", "out_of_range"),
+        ({"width": 10**9}, "width", "out_of_range"),
+        ({"dt": 1e-6}, "dt", "too_many_samples"),
+        ({"interval": 10, "dt": 1 / 6000}, "dt", "too_many_samples"),  # raw limit
+        ({"interval": 1e304, "dt": 1e304}, "interval", "out_of_range"),
+    ],
+)
+def test_bad_fields_are_400_without_a_query(api_nodb, patch: dict, field: str, code: str) -> None:
     body = {**GOOD, **patch}
     if patch.get("dt", 0) is None:
         del body["dt"]
@@ -140,17 +146,20 @@ def test_bad_fields_are_400_without_a_query(api_nodb, patch: dict, field: str,
     assert len(queries) == 0
 
 
-@pytest.mark.parametrize("raw, field, code", [
-    ('{"expression": "t", "interval": NaN, "dt": 1}', "interval", "not_finite"),
-    ('{"expression": "t", "interval": 1, "dt": Infinity}', "dt", "not_finite"),
-    ('{"expression": "t", "interval": 1, "dt": 1e999}', "dt", "not_finite"),
-    ('{"expression": "t", "interval": 1, "dt": -Infinity}', "dt", "not_finite"),
-    ('{"expression": "t", "interval": 1, "dt": 1, "end": 1e400}', "end", "not_finite"),
-    ('[1, 2]', "body", "not_an_object"),
-    ('"t + 2/t"', "body", "not_an_object"),
-    ('null', "body", "not_an_object"),
-    ('{"expression": ', "body", "not_json"),
-])
+@pytest.mark.parametrize(
+    "raw, field, code",
+    [
+        ('{"expression": "t", "interval": NaN, "dt": 1}', "interval", "not_finite"),
+        ('{"expression": "t", "interval": 1, "dt": Infinity}', "dt", "not_finite"),
+        ('{"expression": "t", "interval": 1, "dt": 1e999}', "dt", "not_finite"),
+        ('{"expression": "t", "interval": 1, "dt": -Infinity}', "dt", "not_finite"),
+        ('{"expression": "t", "interval": 1, "dt": 1, "end": 1e400}', "end", "not_finite"),
+        ("[1, 2]", "body", "not_an_object"),
+        ('"t + 2/t"', "body", "not_an_object"),
+        ("null", "body", "not_an_object"),
+        ('{"expression": ', "body", "not_json"),
+    ],
+)
 def test_bad_bodies(api_nodb, raw: str, field: str, code: str) -> None:
     with CaptureQueriesContext(connection) as queries:
         r = api_nodb.post("/api/v1/points", raw)
@@ -163,7 +172,10 @@ def test_empty_body_names_the_required_fields(api_nodb) -> None:
     r = api_nodb.post("/api/v1/points", "")
     assert r.status_code == 400
     assert [(e["field"], e["code"]) for e in errors_of(r)] == [
-        ("expression", "required"), ("interval", "required"), ("dt", "required")]
+        ("expression", "required"),
+        ("interval", "required"),
+        ("dt", "required"),
+    ]
 
 
 def test_all_field_errors_reported_together(api_nodb) -> None:
@@ -172,8 +184,9 @@ def test_all_field_errors_reported_together(api_nodb) -> None:
     assert {e["field"] for e in errors_of(r)} == {"expression", "interval", "dt"}
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
 def test_wrong_content_type_is_415(api_nodb, content_type: str) -> None:
     r = api_nodb.post("/api/v1/points", json.dumps(GOOD), content_type=content_type)
     assert r.status_code == 415
@@ -188,24 +201,26 @@ def test_get_is_405(api_nodb) -> None:
     assert errors_of(r)[0]["code"] == "method_not_allowed"
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("1 / (t - 1764374400.5)", "division by zero"),
-    ("ln(t - 1764374400.5 - 1)", "cannot take logarithm of a negative number"),
-    ("ln(1764374400.5 - t)", "cannot take logarithm of zero"),
-    ("sqrt(-t)", "cannot take square root of a negative number"),
-    ("exp(t)", "value out of range: overflow"),
-    ("t ^ 1000", "value out of range: overflow"),
-    ("cosh(t)", "value out of range: overflow"),  # PostgreSQL's cosh returns Infinity
-    ("atanh(t / t)", "value out of range: overflow"),
-    ("asin(t)", "input is out of range"),
-    ("(0 - t) ^ 0.5", "a negative number raised to a non-integer power yields a complex result"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("1 / (t - 1764374400.5)", "division by zero"),
+        ("ln(t - 1764374400.5 - 1)", "cannot take logarithm of a negative number"),
+        ("ln(1764374400.5 - t)", "cannot take logarithm of zero"),
+        ("sqrt(-t)", "cannot take square root of a negative number"),
+        ("exp(t)", "value out of range: overflow"),
+        ("t ^ 1000", "value out of range: overflow"),
+        ("cosh(t)", "value out of range: overflow"),  # PostgreSQL's cosh returns Infinity
+        ("atanh(t / t)", "value out of range: overflow"),
+        ("asin(t)", "input is out of range"),
+        ("(0 - t) ^ 0.5", "a negative number raised to a non-integer power yields a complex result"),
+    ],
+)
 def test_math_errors_are_422_with_postgres_message(api, expression: str, message: str) -> None:
     for width in (None, 3):
         r = api.points(expression=expression, interval=1, dt=1, end=END, width=width)
         assert r.status_code == 422, r.content
-        assert errors_of(r) == [{"field": "expression", "code": "math_error",
-                                 "message": message}]
+        assert errors_of(r) == [{"field": "expression", "code": "math_error", "message": message}]
 
 
 def test_statement_timeout_is_504(api) -> None:
@@ -213,8 +228,7 @@ def test_statement_timeout_is_504(api) -> None:
         cur.execute("SET statement_timeout = 50")
     try:
         with override_settings(DATAGEN_STATEMENT_TIMEOUT_MS=50):
-            r = api.points(expression="sin(t)*cos(t)", interval=3650, dt=1 / 60, end=END,
-                           width=100)
+            r = api.points(expression="sin(t)*cos(t)", interval=3650, dt=1 / 60, end=END, width=100)
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET statement_timeout")

@@ -16,12 +16,35 @@ from series.expressions import (
     parse,
 )
 
-SQL_FUNCTIONS = ["sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh",
-                 "asinh", "acosh", "atanh", "sqrt", "cbrt", "exp", "ln", "log", "abs", "floor",
-                 "ceil", "round", "sign", "least", "greatest"]
+SQL_FUNCTIONS = [
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "sqrt",
+    "cbrt",
+    "exp",
+    "ln",
+    "log",
+    "abs",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "least",
+    "greatest",
+]
 SQL_TOKEN = re.compile(
-    r"\s+|t\b|[0-9]+(\.[0-9]*)?(e[+-]?[0-9]+)?::float8|[-+*/^(),]|("
-    + "|".join(SQL_FUNCTIONS) + r")\b"
+    r"\s+|t\b|[0-9]+(\.[0-9]*)?(e[+-]?[0-9]+)?::float8|[-+*/^(),]|(" + "|".join(SQL_FUNCTIONS) + r")\b"
 )
 
 
@@ -32,19 +55,22 @@ def assert_whitelisted_sql(sql: str) -> None:
         assert bad not in sql
 
 
-@pytest.mark.parametrize("text, sql", [
-    ("t + 2/t", "(t + (2.0::float8 / t))"),
-    ("sin(t)", "sin(t)"),
-    ("t*t + 2/t", "((t * t) + (2.0::float8 / t))"),
-    ("-t^2", "(-(t ^ 2.0::float8))"),
-    ("2^-1", "(2.0::float8 ^ (-1.0::float8))"),
-    ("2**3**2", "(2.0::float8 ^ (3.0::float8 ^ 2.0::float8))"),
-    ("t - -t", "(t - (-t))"),
-    ("max(t, 1, 2)", "greatest(t, 1.0::float8, 2.0::float8)"),
-    ("log(t)", "log(t)"),
-    ("pi", f"{3.141592653589793!r}::float8"),
-    (".5e-3 + 1.", "(0.0005::float8 + 1.0::float8)"),
-])
+@pytest.mark.parametrize(
+    "text, sql",
+    [
+        ("t + 2/t", "(t + (2.0::float8 / t))"),
+        ("sin(t)", "sin(t)"),
+        ("t*t + 2/t", "((t * t) + (2.0::float8 / t))"),
+        ("-t^2", "(-(t ^ 2.0::float8))"),
+        ("2^-1", "(2.0::float8 ^ (-1.0::float8))"),
+        ("2**3**2", "(2.0::float8 ^ (3.0::float8 ^ 2.0::float8))"),
+        ("t - -t", "(t - (-t))"),
+        ("max(t, 1, 2)", "greatest(t, 1.0::float8, 2.0::float8)"),
+        ("log(t)", "log(t)"),
+        ("pi", f"{3.141592653589793!r}::float8"),
+        (".5e-3 + 1.", "(0.0005::float8 + 1.0::float8)"),
+    ],
+)
 def test_compiles(text: str, sql: str) -> None:
     compiled = compile_expression(text)
     assert compiled.sql == sql
@@ -52,25 +78,28 @@ def test_compiles(text: str, sql: str) -> None:
     assert_whitelisted_sql(compiled.sql)
 
 
-@pytest.mark.parametrize("text, code, position", [
-    ("t + )", "syntax", 4),
-    ("", "syntax", 0),
-    ("   ", "syntax", 0),
-    ("t +", "syntax", 3),
-    ("(t", "syntax", 2),
-    ("t)", "syntax", 1),
-    ("2 t", "syntax", 2),
-    ("t $ 1", "syntax", 2),
-    ("x + 1", "unknown_name", 0),
-    ("T", "unknown_name", 0),
-    ("1 + foo(t)", "unknown_function", 4),
-    ("sin", "syntax", 0),
-    ("sin()", "wrong_arguments", 0),
-    ("atan2(t)", "wrong_arguments", 0),
-    ("max(t)", "wrong_arguments", 0),
-    ("1e999", "number_out_of_range", 0),
-    ("t+" + "9" * 400, "number_out_of_range", 2),
-])
+@pytest.mark.parametrize(
+    "text, code, position",
+    [
+        ("t + )", "syntax", 4),
+        ("", "syntax", 0),
+        ("   ", "syntax", 0),
+        ("t +", "syntax", 3),
+        ("(t", "syntax", 2),
+        ("t)", "syntax", 1),
+        ("2 t", "syntax", 2),
+        ("t $ 1", "syntax", 2),
+        ("x + 1", "unknown_name", 0),
+        ("T", "unknown_name", 0),
+        ("1 + foo(t)", "unknown_function", 4),
+        ("sin", "syntax", 0),
+        ("sin()", "wrong_arguments", 0),
+        ("atan2(t)", "wrong_arguments", 0),
+        ("max(t)", "wrong_arguments", 0),
+        ("1e999", "number_out_of_range", 0),
+        ("t+" + "9" * 400, "number_out_of_range", 2),
+    ],
+)
 def test_rejects(text: str, code: str, position: int) -> None:
     with pytest.raises(ExpressionError) as info:
         compile_expression(text)
@@ -89,8 +118,7 @@ def test_length_limit() -> None:
 
 def test_depth_limit_counts_parentheses_calls_and_operators() -> None:
     compile_expression("(" * 10 + "t" + ")" * 10, max_depth=10)
-    for text in ["(" * 11 + "t" + ")" * 11, "-" * 11 + "t", "sin(" * 11 + "t" + ")" * 11,
-                 "t" + "+t" * 11]:
+    for text in ["(" * 11 + "t" + ")" * 11, "-" * 11 + "t", "sin(" * 11 + "t" + ")" * 11, "t" + "+t" * 11]:
         with pytest.raises(ExpressionError) as info:
             compile_expression(text, max_depth=10)
         assert info.value.code == "too_deep", text

@@ -72,17 +72,17 @@ HOSTILE = [
     "9" * 400,
     "t * 1e999999999",
     # Unicode look-alikes
-    "\uff54",                 # fullwidth t
-    "t\uff0b1",               # fullwidth plus
-    "s\u0456n(t)",            # Cyrillic i
-    "\u0435",                 # Cyrillic e
-    "t\u00a0+ 1",             # no-break space
-    "t\u200b",                # zero-width space
-    "\u0663",                 # Arabic-Indic digit three
-    "t\u00b2",                # superscript two
-    "t \u2212 1",             # minus sign
-    "t \u00f7 2",             # division sign
-    "\U0001d461",             # mathematical italic t
+    "\uff54",  # fullwidth t
+    "t\uff0b1",  # fullwidth plus
+    "s\u0456n(t)",  # Cyrillic i
+    "\u0435",  # Cyrillic e
+    "t\u00a0+ 1",  # no-break space
+    "t\u200b",  # zero-width space
+    "\u0663",  # Arabic-Indic digit three
+    "t\u00b2",  # superscript two
+    "t \u2212 1",  # minus sign
+    "t \u00f7 2",  # division sign
+    "\U0001d461",  # mathematical italic t
     # depth and length
     "(" * 10_000 + "t" + ")" * 10_000,
     "-" * 10_000 + "t",
@@ -104,5 +104,11 @@ def test_hostile_text_is_rejected_without_a_query(api_nodb, text: str) -> None:
         errors = response.json()["errors"]
         assert len(errors) == 1
         assert errors[0]["field"] == "expression"
-        assert errors[0]["code"] in {"syntax", "unknown_name", "unknown_function",
-                                     "number_out_of_range", "too_long", "too_deep"}
+        assert errors[0]["code"] in {
+            "syntax",
+            "unknown_name",
+            "unknown_function",
+            "number_out_of_range",
+            "too_long",
+            "too_deep",
+        }

@@ -18,8 +18,11 @@ def m4_reference(points: list[list[float]], width: int) -> list[list[float]]:
         b = min(width - 1, math.floor(width * (i / (n - 1))))
         columns[b].append(i)
     # the x mapping of the chart: the same column as from the times themselves
-    assert all(min(width - 1, math.floor(width * (points[i][0] - t0) / (t_last - t0))) == b
-               for b, col in enumerate(columns) for i in (col[0], col[-1]))
+    assert all(
+        min(width - 1, math.floor(width * (points[i][0] - t0) / (t_last - t0))) == b
+        for b, col in enumerate(columns)
+        for i in (col[0], col[-1])
+    )
     out: list[list[float]] = []
     for col in columns:
         lo, hi = col[0], col[-1]
@@ -31,15 +34,17 @@ def m4_reference(points: list[list[float]], width: int) -> list[list[float]]:
     return out
 
 
-@pytest.mark.parametrize("expression, interval, dt, width", [
-    ("sin(t / 3000) + sin(t / 77) / 3", 1, 1 / 60, 50),       # 1441 samples
-    ("t + 2/t", 2, 1 / 30, 7),                               # monotonic
-    ("floor(sin(t / 500) * 3)", 1, 1 / 120, 101),            # ties everywhere
-    ("cos(t)", 10, 0.25, 3),
-    ("abs(t - 1764330000)", 1.3, 0.01, 33),                   # n not a multiple of w
-])
-def test_m4_equals_reference(api, expression: str, interval: float, dt: float,
-                             width: int) -> None:
+@pytest.mark.parametrize(
+    "expression, interval, dt, width",
+    [
+        ("sin(t / 3000) + sin(t / 77) / 3", 1, 1 / 60, 50),  # 1441 samples
+        ("t + 2/t", 2, 1 / 30, 7),  # monotonic
+        ("floor(sin(t / 500) * 3)", 1, 1 / 120, 101),  # ties everywhere
+        ("cos(t)", 10, 0.25, 3),
+        ("abs(t - 1764330000)", 1.3, 0.01, 33),  # n not a multiple of w
+    ],
+)
+def test_m4_equals_reference(api, expression: str, interval: float, dt: float, width: int) -> None:
     raw = api.points(expression=expression, interval=interval, dt=dt, end=END).json()
     n = raw["samples"]
     assert n > 4 * width

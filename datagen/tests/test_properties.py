@@ -26,9 +26,11 @@ LEAVES = st.one_of(
 def _calls(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
     def build(name: str) -> st.SearchStrategy[Node]:
         lo = FUNCTIONS[name][1]
-        return st.lists(children, min_size=lo, max_size=lo if lo == 1 else 3).map(
-            lambda args: Call(name, tuple(args))) if FUNCTIONS[name][2] is None else \
-            st.lists(children, min_size=lo, max_size=lo).map(lambda args: Call(name, tuple(args)))
+        return (
+            st.lists(children, min_size=lo, max_size=lo if lo == 1 else 3).map(lambda args: Call(name, tuple(args)))
+            if FUNCTIONS[name][2] is None
+            else st.lists(children, min_size=lo, max_size=lo).map(lambda args: Call(name, tuple(args)))
+        )
 
     return st.sampled_from(sorted(FUNCTIONS)).flatmap(build)
 
@@ -44,7 +46,7 @@ TREES = st.recursive(
 )
 
 T_VALUES = st.one_of(
-    st.floats(1.6e9, 1.9e9),            # unix seconds, as the service samples them
+    st.floats(1.6e9, 1.9e9),  # unix seconds, as the service samples them
     st.floats(-10, 10, allow_nan=False),
     st.sampled_from([0.0, 0.5, 1.0, -1.0, 1764374400.5]),
 )
@@ -68,11 +70,11 @@ def pg_eval(sql: str, t: float) -> float:
         return cur.fetchone()[0]
 
 
-@settings(max_examples=250, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(tree=TREES, ts=st.lists(T_VALUES, min_size=1, max_size=3))
-def test_postgres_agrees_with_python_math(transactional_db: None, tree: Node,
-                                          ts: list[float]) -> None:
+def test_postgres_agrees_with_python_math(transactional_db: None, tree: Node, ts: list[float]) -> None:
     text = to_text(tree)
     compiled = compile_expression(text)
     assert compiled.tree == tree  # the text round-trips to the same tree
