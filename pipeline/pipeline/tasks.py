@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import time
 import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from billiard.process import current_process
 from celery import Task
@@ -83,6 +85,24 @@ def _points(job: Job) -> Job:
     )
 
 
+def exporter_targets(urls: list[str]) -> list[str]:
+    """Every export server behind ``urls``: a name with several addresses (a
+    scaled compose service) counts once per address, so each replica is used."""
+    targets = []
+    for url in urls:
+        parts = urlsplit(url)
+        try:
+            infos = socket.getaddrinfo(parts.hostname, parts.port or 80, socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:
+            infos = []  # unresolvable now: keep the URL, the request will say why
+        addresses = sorted({info[4][0] for info in infos})
+        if len(addresses) <= 1:
+            targets.append(url)
+            continue
+        targets.extend(parts._replace(netloc=f"{address}:{parts.port or 80}").geturl() for address in addresses)
+    return targets
+
+
 def exporter_url(worker: str, attempt: int) -> str:
     """The export server for this worker process; a retry moves to the next one.
 
@@ -90,7 +110,7 @@ def exporter_url(worker: str, attempt: int) -> str:
     render processes keep N single-page export servers busy without queueing
     behind each other; other workers (other hosts) start at an offset of their own.
     """
-    urls = settings.EXPORTER_URLS
+    urls = exporter_targets(settings.EXPORTER_URLS)
     index = getattr(current_process(), "index", None) or 0
     return urls[(zlib.crc32(worker.encode()) + index + attempt) % len(urls)]
 
