@@ -34,7 +34,7 @@ WAIT_SECONDS = 60  # bound of every wait for the pipeline
 WORDS = {
     "en": {
         "columns": ["function", "chart", "dt, hours", "interval, days", "processing date"],
-        "refresh": "Refresh-broken",
+        "refresh": "Refresh",
         "go": "Go",
     },
     "ru": {
