@@ -42,7 +42,7 @@ from functions import selectors, services  # noqa: E402
 from functions.models import Function  # noqa: E402
 from pipeline import clients, settings  # noqa: E402
 from pipeline.celery import app  # noqa: E402
-from pipeline.charts import chart_options  # noqa: E402
+from pipeline.charts import chart_options, plot_width  # noqa: E402
 from tests.stack import Stack, wait_until  # noqa: E402
 
 EXPRESSIONS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600) * sqrt(t)"]
@@ -75,7 +75,7 @@ def exporter_alone(rows: list[Function], urls: list[str], clients_count: int) ->
     """Charts per second of the export servers fed directly with the rows' chart requests."""
     payloads = []
     for row in rows:
-        body = clients.fetch_points(row.expression, row.interval, row.dt, settings.CHART_WIDTH)
+        body = clients.fetch_points(row.expression, row.interval, row.dt, plot_width(settings.CHART_WIDTH))
         payloads.append(chart_options(row.expression, body["points"], row.dt, row.interval))
 
     def worker(k: int) -> int:

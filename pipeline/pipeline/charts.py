@@ -7,6 +7,16 @@ from typing import Any
 
 from pipeline.errors import StageFailure
 
+# Fixed horizontal margins make the plot area's width known before rendering,
+# so datagen can decimate (M4) to exactly one column per pixel of the line.
+MARGIN_LEFT = 80
+MARGIN_RIGHT = 24
+
+
+def plot_width(chart_width: int) -> int:
+    """Pixels of the plot area of a chart ``chart_width`` pixels wide."""
+    return max(1, chart_width - MARGIN_LEFT - MARGIN_RIGHT)
+
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
@@ -38,11 +48,19 @@ def chart_options(expression: str, points: list[list[float]], dt: float, interva
         "animation": False,
     }
     return {
-        "chart": {"animation": False, "spacing": [12, 16, 12, 12]},
+        "chart": {"animation": False, "marginLeft": MARGIN_LEFT, "marginRight": MARGIN_RIGHT},
         "title": {"text": f"y = {expression}"},
         "subtitle": {"text": f"dt = {_fmt(dt)} h, interval = {_fmt(interval)} d, t in unix seconds"},
         "time": {"useUTC": True},
-        "xAxis": {"type": "datetime", "title": {"text": "t (UTC)"}},
+        "xAxis": {
+            "type": "datetime",
+            "title": {"text": "t (UTC)"},
+            # The axis spans exactly the samples, as the M4 columns do.
+            "min": data[0][0],
+            "max": data[-1][0],
+            "minPadding": 0,
+            "maxPadding": 0,
+        },
         "yAxis": {"title": {"text": "y"}},
         "legend": {"enabled": False},
         "credits": {"enabled": False},

@@ -24,7 +24,7 @@ from celery import Task
 
 from pipeline import clients, settings, status
 from pipeline.celery import POINTS_TASK, RENDER_TASK, app
-from pipeline.charts import chart_options
+from pipeline.charts import chart_options, plot_width
 from pipeline.errors import StageFailure, TransientFailure
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ def run_stage(task: Task, stage: str, state: str, job: Job, work: Callable[[Job]
 
 
 def _points(job: Job) -> Job:
-    body = clients.fetch_points(job["expression"], job["interval"], job["dt"], settings.CHART_WIDTH)
+    width = plot_width(settings.CHART_WIDTH)
+    body = clients.fetch_points(job["expression"], job["interval"], job["dt"], width)
     return dict(
         job,
         points=body["points"],
