@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
+from django.utils import dateformat, timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +18,12 @@ from django.views.decorators.http import condition
 from functions import selectors, services
 from functions.forms import FunctionForm
 from functions.models import Function
+
+
+def format_processing_date(value: datetime) -> str:
+    """A processing date as the admin shows it: to the second, in the current time zone."""
+    return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s T")
+
 
 STAGE_LABELS = {
     "queued": _("queued"),
@@ -48,16 +57,16 @@ def refresh(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> None:
 @admin.register(Function)
 class FunctionAdmin(admin.ModelAdmin):
     form = FunctionForm
-    list_display = ["formula", "chart_or_error", "dt", "interval", "processed_at", "status"]
+    list_display = ["formula", "chart_or_error", "dt", "interval", "processing_date", "status"]
     list_display_links = ["formula"]
     list_filter = ["state"]
     search_fields = ["expression"]
-    sortable_by = ["formula", "dt", "interval", "processed_at"]
+    sortable_by = ["formula", "dt", "interval", "processing_date"]
     ordering = ["-created_at", "-id"]
     list_per_page = 20
     actions = [refresh]
     fieldsets = [(None, {"fields": ["preset", "expression", "dt", "interval"]})]
-    readonly_fields = ["full_chart", "error_text", "processed_at", "status", "stage_trace"]
+    readonly_fields = ["full_chart", "error_text", "processing_date", "status", "stage_trace"]
 
     # The list -----------------------------------------------------------------
 
@@ -93,6 +102,11 @@ class FunctionAdmin(admin.ModelAdmin):
             return self._chart_img(obj, "fd-thumb")
         return format_html('<span class="fd-pending">{}</span>', _("not rendered yet"))
 
+    @admin.display(description=_("processing date"), ordering="processed_at", empty_value="—")
+    def processing_date(self, obj: Function) -> str | None:
+        # To the second: a refresh within the same minute must show a new date.
+        return format_processing_date(obj.processed_at) if obj.processed_at else None
+
     @admin.display(description=_("status"), ordering="state")
     def status(self, obj: Function) -> str:
         if not obj.in_progress:
@@ -107,7 +121,7 @@ class FunctionAdmin(admin.ModelAdmin):
             return self.fieldsets
         return [
             *self.fieldsets,
-            (_("Result"), {"fields": ["status", "processed_at", "full_chart", "error_text"]}),
+            (_("Result"), {"fields": ["status", "processing_date", "full_chart", "error_text"]}),
             (_("Stages of the last run"), {"fields": ["stage_trace"], "classes": ["collapse"]}),
         ]
 
@@ -123,10 +137,11 @@ class FunctionAdmin(admin.ModelAdmin):
     def stage_trace(self, obj: Function) -> str:
         rows = [
             format_html(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 stage,
                 info.get("queue"),
                 info.get("worker"),
+                info.get("exporter", ""),
                 info.get("seconds", ""),
                 info.get("attempts", ""),
             )
@@ -135,10 +150,11 @@ class FunctionAdmin(admin.ModelAdmin):
         if not rows:
             return "—"
         head = format_html(
-            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
             _("stage"),
             _("queue"),
             _("worker"),
+            _("export server"),
             _("seconds"),
             _("attempts"),
         )

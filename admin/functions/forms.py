@@ -13,12 +13,12 @@ class FunctionForm(forms.ModelForm):
     """Pick a preset function or type one; datagen checks it before anything is saved."""
 
     preset = forms.ChoiceField(
-        label=_("function"),
+        label=_("Function"),
         choices=[(p, f"y = {p}") for p in PRESETS] + [(CUSTOM, _("Custom expression…"))],
         initial=PRESETS[0],
     )
     expression = forms.CharField(
-        label=_("custom expression"),
+        label=_("Custom expression"),
         required=False,
         max_length=500,
         help_text=_(
@@ -31,6 +31,7 @@ class FunctionForm(forms.ModelForm):
     class Meta:
         model = Function
         fields = ["preset", "expression", "dt", "interval"]
+        labels = {"dt": _("dt, hours"), "interval": _("interval, days")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

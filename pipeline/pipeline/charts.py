@@ -48,20 +48,30 @@ def chart_options(expression: str, points: list[list[float]], dt: float, interva
         "animation": False,
     }
     return {
-        "chart": {"animation": False, "marginLeft": MARGIN_LEFT, "marginRight": MARGIN_RIGHT},
-        "title": {"text": f"y = {expression}"},
-        "subtitle": {"text": f"dt = {_fmt(dt)} h, interval = {_fmt(interval)} d, t in unix seconds"},
+        "chart": {
+            "animation": False,
+            "marginLeft": MARGIN_LEFT,
+            "marginRight": MARGIN_RIGHT,
+            # Large enough to stay legible in the list's half-size thumbnail.
+            "style": {"fontSize": "15px"},
+        },
+        "title": {"text": f"y = {expression}", "style": {"fontSize": "24px"}},
+        "subtitle": {
+            "text": f"dt = {_fmt(dt)} h, interval = {_fmt(interval)} d, t in unix seconds",
+            "style": {"fontSize": "15px"},
+        },
         "time": {"useUTC": True},
         "xAxis": {
             "type": "datetime",
-            "title": {"text": "t (UTC)"},
+            "title": {"text": "t (UTC)", "style": {"fontSize": "15px"}},
+            "labels": {"style": {"fontSize": "15px"}},
             # The axis spans exactly the samples, as the M4 columns do.
             "min": data[0][0],
             "max": data[-1][0],
             "minPadding": 0,
             "maxPadding": 0,
         },
-        "yAxis": {"title": {"text": "y"}},
+        "yAxis": {"title": {"text": "y", "style": {"fontSize": "15px"}}, "labels": {"style": {"fontSize": "15px"}}},
         "legend": {"enabled": False},
         "credits": {"enabled": False},
         "tooltip": {"enabled": False},

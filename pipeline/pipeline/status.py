@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 
 import redis
@@ -91,6 +92,10 @@ class BatchStatus:
     done: int
     failed: int
     started: float
+
+    @property
+    def started_at(self) -> datetime:
+        return datetime.fromtimestamp(self.started, tz=UTC)
 
     @property
     def finished(self) -> int:

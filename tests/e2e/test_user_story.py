@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 
 import pytest
 from django.urls import reverse
-from django.utils import formats, timezone, translation
+from django.utils import formats, translation
 from playwright.sync_api import Locator, Page
 
+from functions.admin import format_processing_date
 from functions.models import Function
 from tests.e2e.conftest import PASSWORD, USERNAME, off_loop
 
@@ -77,13 +79,15 @@ def assert_chart_loaded(page: Page, formula: str) -> str:
 
 
 def processing_date(page: Page, formula: str) -> str:
-    return row(page, formula).locator("td.field-processed_at").inner_text().strip()
+    return row(page, formula).locator("td.field-processing_date").inner_text().strip()
 
 
 def shown_as(value, lang: str) -> str:
-    """How the admin list shows a number or datetime in ``lang`` (as Django's display_for_field)."""
+    """How the admin list shows a number (as Django's display_for_field) or a processing date, in ``lang``."""
     with translation.override(lang):
-        return formats.localize(timezone.template_localtime(value) if hasattr(value, "tzinfo") else value)
+        if isinstance(value, datetime):
+            return format_processing_date(value)
+        return formats.localize(value)
 
 
 def stored(formula: str) -> Function:
