@@ -9,7 +9,7 @@ from pipeline.errors import StageFailure
 
 # Fixed horizontal margins make the plot area's width known before rendering,
 # so datagen can decimate (M4) to exactly one column per pixel of the line.
-MARGIN_LEFT = 80
+MARGIN_LEFT = 120  # room for ten-digit y labels such as 1,795,918,583
 MARGIN_RIGHT = 24
 
 
@@ -71,7 +71,7 @@ def chart_options(expression: str, points: list[list[float]], dt: float, interva
             "minPadding": 0,
             "maxPadding": 0,
         },
-        "yAxis": {"title": {"text": "y", "style": {"fontSize": "15px"}}, "labels": {"style": {"fontSize": "15px"}}},
+        "yAxis": {"title": {"text": "y", "style": {"fontSize": "15px"}}, "labels": {"style": {"fontSize": "13px"}}},
         "legend": {"enabled": False},
         "credits": {"enabled": False},
         "tooltip": {"enabled": False},
