@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmark scripts. They start what they need on their own
+# ports and print figures measured side by side in one run.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_python
+ensure_chromium
+ensure_exporter
+ensure_services
+export TEST_SLOT="${TEST_SLOT:-9}"
+if command -v rabbitmqctl >/dev/null 2>&1; then
+  rabbitmqctl -q add_vhost "function_dashboard_test$TEST_SLOT" >/dev/null 2>&1 || true
+  rabbitmqctl -q set_permissions -p "function_dashboard_test$TEST_SLOT" guest '.*' '.*' '.*' >/dev/null
+fi
+
+say "pipeline: bulk refresh vs the export servers alone, add-to-chart by stage"
+python -m tests.bench_pipeline "$@"
+
+say "datagen: one SQL statement, raw and M4 (needs an export server for the pixel comparison)"
+EXPORTER_PORT=17999 deploy/run exporter >/dev/null 2>&1 &
+exporter=$!
+trap 'kill $exporter 2>/dev/null || true' EXIT
+wait_port 127.0.0.1 17999 60 "export server"
+EXPORTER_URL=http://127.0.0.1:17999 python datagen/bench.py
