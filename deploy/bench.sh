@@ -5,15 +5,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-ensure_python
-ensure_chromium
-ensure_exporter
-ensure_services
+ensure_prerequisites
 export TEST_SLOT="${TEST_SLOT:-9}"
-if command -v rabbitmqctl >/dev/null 2>&1; then
-  rabbitmqctl -q add_vhost "function_dashboard_test$TEST_SLOT" >/dev/null 2>&1 || true
-  rabbitmqctl -q set_permissions -p "function_dashboard_test$TEST_SLOT" guest '.*' '.*' '.*' >/dev/null
-fi
+ensure_test_vhost
 
 say "pipeline: bulk refresh vs the export servers alone, add-to-chart by stage"
 python -m tests.bench_pipeline "$@"

@@ -12,10 +12,7 @@ export EXPORTER_URLS="${EXPORTER_URLS:-http://127.0.0.1:7801,http://127.0.0.1:78
 # next request is already queued in the server, so Chromium never idles.
 export RENDER_CONCURRENCY="${RENDER_CONCURRENCY:-4}"
 
-ensure_python
-ensure_chromium
-ensure_exporter
-ensure_services
+ensure_prerequisites
 ensure_database "${POSTGRES_DB:-function_dashboard}"
 say "Migrating and creating the development superuser"
 deploy/run bootstrap

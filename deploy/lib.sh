@@ -101,3 +101,22 @@ with conn.cursor() as cur:
         print(f"==> created database {name}")
 PY
 }
+
+ensure_test_vhost() { # the RabbitMQ virtual host of TEST_SLOT's suite (or benchmark)
+  local slot="${TEST_SLOT:-0}" vhost
+  vhost="function_dashboard_test${slot#0}"
+  if command -v rabbitmqctl >/dev/null 2>&1; then
+    rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
+    rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
+  else
+    export CELERY_BROKER_URL="${CELERY_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}"
+    say "rabbitmqctl not found: using the broker's default virtual host"
+  fi
+}
+
+ensure_prerequisites() { # what every runner needs before it starts a process
+  ensure_python
+  ensure_chromium
+  ensure_exporter
+  ensure_services
+}
