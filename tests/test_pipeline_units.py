@@ -41,3 +41,20 @@ def test_every_address_of_a_scaled_export_server_name_is_a_target(monkeypatch):
         "http://172.18.0.6:7801",
         "http://172.18.0.7:7801",
     ]
+
+
+def test_concurrent_renders_of_one_process_spread_over_the_export_servers(monkeypatch):
+    from contextlib import ExitStack
+
+    from pipeline import settings, tasks
+
+    monkeypatch.setattr(settings, "EXPORTER_URLS", ["http://127.0.0.1:7801", "http://127.0.0.1:7802"])
+    with ExitStack() as leases:
+        held = [leases.enter_context(tasks.exporter_lease("render@host", 0)) for _ in range(4)]
+        assert sorted(held) == ["http://127.0.0.1:7801"] * 2 + ["http://127.0.0.1:7802"] * 2
+    assert not +tasks._in_flight  # every lease was given back
+    with tasks.exporter_lease("render@host", 0) as first:
+        pass
+    with tasks.exporter_lease("render@host", 1) as retry:
+        pass
+    assert retry != first  # a retry moves on to the next export server

@@ -52,8 +52,7 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    # Flower shows tasks from these events.
-    worker_send_task_events=True,
-    task_send_sent_event=True,
-    task_track_started=True,
+    # No task events or STARTED states by default: each costs a message per task.
+    # Flower switches the workers' events on while it runs (its --enable_events).
+    # The stages write the live status the admin shows to Redis themselves.
 )

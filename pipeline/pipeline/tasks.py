@@ -13,9 +13,12 @@ from __future__ import annotations
 import base64
 import logging
 import socket
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,23 +107,39 @@ def exporter_targets(urls: list[str]) -> list[str]:
     return targets
 
 
-def exporter_url(worker: str, attempt: int) -> str:
-    """The export server for this worker process; a retry moves to the next one.
+_in_flight: Counter[str] = Counter()
+_in_flight_lock = threading.Lock()
 
-    The pool processes of one worker start at consecutive instances, so N
-    render processes keep N single-page export servers busy without queueing
-    behind each other; other workers (other hosts) start at an offset of their own.
+
+@contextmanager
+def exporter_lease(worker: str, attempt: int) -> Iterator[str]:
+    """Pick the export server for one render and count it busy meanwhile.
+
+    Within one worker process (a thread pool) the least busy instance wins, so
+    N threads keep N single-page export servers busy without queueing behind
+    each other. Ties go by the process's own starting point (its pool index
+    and its worker name), so prefork processes and other hosts spread out too;
+    a retry moves one instance further.
     """
     urls = exporter_targets(settings.EXPORTER_URLS)
     index = getattr(current_process(), "index", None) or 0
-    return urls[(zlib.crc32(worker.encode()) + index + attempt) % len(urls)]
+    start = zlib.crc32(worker.encode()) + index + attempt
+    ordered = [urls[(start + i) % len(urls)] for i in range(len(urls))]
+    with _in_flight_lock:
+        url = min(ordered, key=lambda candidate: _in_flight[candidate])
+        _in_flight[url] += 1
+    try:
+        yield url
+    finally:
+        with _in_flight_lock:
+            _in_flight[url] -= 1
 
 
 def _render(job: Job) -> Job:
     options = chart_options(job["expression"], job["points"], job["dt"], job["interval"])
     request = render_chart.request
-    url = exporter_url(request.hostname or "", request.retries)
-    png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
+    with exporter_lease(request.hostname or "", request.retries) as url:
+        png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
     result = {key: value for key, value in job.items() if key != "points"}
     result["stage_info"] = {"exporter": url}
     result["png"] = base64.b64encode(png).decode("ascii")
