@@ -157,14 +157,31 @@ def test_export_servers_stopped_mid_batch_rows_retry_and_succeed(stack):
     assert max(row.trace["render"]["attempts"] for row in settled) > 1
 
 
-def test_a_run_whose_work_was_lost_is_marked_failed_with_the_reason(stack, settings):
+def test_a_run_whose_work_was_lost_is_marked_failed_with_the_reason(stack):
     (row,) = make_rows(1)
     lost = uuid.uuid4()
     long_ago = row.created_at.replace(year=row.created_at.year - 1)
     Function.objects.filter(pk=row.pk).update(run_id=lost, state=Function.State.QUEUED, queued_at=long_ago)
+    batch = uuid.uuid4().hex
+    status.start_runs([(row.pk, str(lost))], batch)
+    status.client().hset(f"fd:row:{row.pk}", "updated", long_ago.timestamp())  # no stage reported since
     assert services.fail_stalled_runs() == 1
     row.refresh_from_db()
     assert row.state == Function.State.FAILED
     assert "made no progress" in row.error and "Refresh again" in row.error
     assert row.processed_at is not None
     assert services.fail_stalled_runs() == 0  # nothing left queued
+    (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
+    assert (progress.failed, progress.running) == (1, False)  # its batch is not left running
+
+
+def test_a_long_run_that_still_reports_progress_is_left_alone(stack):
+    (row,) = make_rows(1)
+    run = uuid.uuid4()
+    long_ago = row.created_at.replace(year=row.created_at.year - 1)
+    Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED, queued_at=long_ago)
+    status.start_runs([(row.pk, str(run))], None)
+    status.set_state(row.pk, str(run), status.RENDERING)  # e.g. retrying a busy export server just now
+    assert services.fail_stalled_runs() == 0
+    row.refresh_from_db()
+    assert row.state == Function.State.QUEUED

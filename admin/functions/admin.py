@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils import dateformat, timezone
@@ -191,7 +192,7 @@ class FunctionAdmin(admin.ModelAdmin):
     @method_decorator(condition(etag_func=lambda request, pk: selectors.chart_etag(pk)))
     def chart_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
-            raise Http404
+            raise PermissionDenied
         chart = selectors.function_chart(pk)
         if chart is None:
             raise Http404

@@ -129,5 +129,6 @@ def fail_stalled_runs() -> int:
             processed_at=timezone.now(),
             result_run=function.run_id,
         )
-        status.finish(function.pk, str(function.run_id), None, ok=False)
+        batch = row.batch if row and row.run == str(function.run_id) else None
+        status.finish(function.pk, str(function.run_id), batch, ok=False)  # the batch counts it too
     return failed

@@ -83,6 +83,7 @@ class RowStatus:
     run: str
     state: str
     updated: float
+    batch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def row_states(function_ids: Iterable[int]) -> dict[int, RowStatus]:
             run=value.get("run", ""),
             state=value.get("state", ""),
             updated=float(value.get("updated") or 0),
+            batch=value.get("batch") or None,
         )
         for function_id, value in zip(ids, values, strict=True)
         if value
