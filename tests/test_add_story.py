@@ -118,10 +118,18 @@ def test_an_invalid_custom_expression_is_refused_on_its_field(stack, signed_in):
 
 @pytest.mark.parametrize(
     ("dt", "interval", "field"),
-    [(0, 1, "dt"), (-1, 1, "dt"), ("abc", 1, "dt"), (1, 0, "interval"), (1, "inf", "interval")],
+    [
+        (0, 1, "dt"),
+        (-1, 1, "dt"),
+        ("abc", 1, "dt"),
+        (1, 0, "interval"),
+        (1, "inf", "interval"),
+        (0.0001, 36500, "dt"),  # 3e9 samples: over datagen's limit, said before saving
+    ],
 )
 def test_bad_parameters_are_refused_with_the_field_named(stack, signed_in, dt, interval, field):
     response = add(signed_in, "", preset="sin(t)", dt=dt, interval=interval)
     assert response.status_code == 200
-    assert field in response.context["adminform"].form.errors
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field], errors
     assert not Function.objects.exists()

@@ -2,7 +2,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from functions.models import Function
-from pipeline.clients import validate_expression
+from pipeline import settings as pipeline_settings
+from pipeline.charts import plot_width
+from pipeline.clients import check_function
 from pipeline.errors import TransientFailure
 
 PRESETS = ["t + 2/t", "sin(t)"]
@@ -49,23 +51,25 @@ class FunctionForm(forms.ModelForm):
         cleaned = super().clean()
         preset = cleaned.get("preset")
         text = (cleaned.get("expression") or "").strip()
-        if preset == CUSTOM:
-            if not text:
-                self.add_error("expression", _("Type an expression, or choose a preset."))
-                return cleaned
-            try:
-                problem = validate_expression(text)
-            except TransientFailure as exc:
-                self.add_error(
-                    "expression",
-                    _("The expression could not be checked, try again: %(reason)s") % {"reason": exc},
-                )
-                return cleaned
-            if problem:
-                self.add_error("expression", problem)
-                return cleaned
-            expression = text
-        else:
-            expression = preset
+        if preset == CUSTOM and not text:
+            self.add_error("expression", _("Type an expression, or choose a preset."))
+            return cleaned
+        expression = text if preset == CUSTOM else preset
         cleaned["expression"] = expression
+        dt, interval = cleaned.get("dt"), cleaned.get("interval")
+        if not expression or dt is None or interval is None:
+            return cleaned  # Django already named the field that is missing or not a number
+        # datagen checks the expression and the sample limits, as it will when drawing.
+        try:
+            width = plot_width(pipeline_settings.CHART_WIDTH)
+            problems = check_function(expression, interval, dt, width)
+        except TransientFailure as exc:
+            raise forms.ValidationError(
+                _("The function could not be checked, try again: %(reason)s") % {"reason": exc}
+            ) from exc
+        for field, message in problems.items():
+            field = field if field in ("dt", "interval") else "expression"
+            if field == "expression" and preset != CUSTOM:
+                field = None  # a preset has no text field of its own: a form-wide error
+            self.add_error(field, message)
         return cleaned

@@ -44,11 +44,18 @@ class PointsResponseSerializer(serializers.Serializer):
 
 class ValidateRequestSerializer(serializers.Serializer):
     expression = serializers.CharField()
+    interval = serializers.FloatField(
+        required=False, help_text="days; with dt, the whole series request is checked (sample limits too)"
+    )
+    dt = serializers.FloatField(required=False, help_text="hours")
+    width = serializers.IntegerField(required=False, allow_null=True, help_text="pixels, as for /points")
+    end = serializers.FloatField(required=False, allow_null=True, help_text="unix seconds, as for /points")
 
 
 class ValidateResponseSerializer(serializers.Serializer):
     expression = serializers.CharField()
     valid = serializers.BooleanField()
+    samples = serializers.FloatField(required=False, help_text="samples of the series, when interval and dt given")
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -106,6 +107,82 @@ def _database_error(exc: DatabaseError) -> JsonResponse:
     return error_response([error("database", "unavailable", message)], 503)
 
 
+@dataclass(frozen=True)
+class SeriesRequest:
+    compiled: Compiled
+    interval: float
+    dt: float
+    end: float
+    width: int | None
+    samples: float
+
+
+def _series_request(body: dict[str, Any]) -> tuple[SeriesRequest | None, list[dict[str, Any]]]:
+    """Every field of a series request checked, all problems reported together."""
+    errors: list[dict[str, Any]] = []
+    compiled = _compile(body.get("expression", _MISSING), errors)
+    interval = _positive_number(body, "interval", "days", errors)
+    dt = _positive_number(body, "dt", "hours", errors)
+
+    end_value = body.get("end")
+    end: float | None = None
+    if end_value is None:
+        end = time.time()
+    elif isinstance(end_value, bool) or not isinstance(end_value, int | float):
+        errors.append(error("end", "invalid", "end must be a number (unix seconds)"))
+    else:
+        try:
+            end = float(end_value)
+        except OverflowError:
+            end = math.inf
+        if not math.isfinite(end):
+            errors.append(error("end", "not_finite", "end must be a finite number"))
+            end = None
+
+    width_value = body.get("width")
+    width: int | None = None
+    if width_value is not None:
+        max_width = settings.DATAGEN_MAX_WIDTH
+        if isinstance(width_value, bool) or not isinstance(width_value, int):
+            errors.append(error("width", "invalid", "width must be an integer (pixels)"))
+        elif not 1 <= width_value <= max_width:
+            errors.append(error("width", "out_of_range", f"width must be between 1 and {max_width}"))
+        else:
+            width = width_value
+
+    if errors:
+        return None, errors
+    assert compiled is not None and interval is not None and dt is not None and end is not None
+    # The sample limits, once every field is valid.
+    n = sample_count(interval, dt)
+    decimated = width is not None and n > 4 * width
+    max_samples = settings.DATAGEN_MAX_SAMPLES
+    max_raw = settings.DATAGEN_MAX_RAW_POINTS
+    if n > max_samples:
+        errors.append(
+            error(
+                "dt",
+                "too_many_samples",
+                f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; the limit is {max_samples}",
+            )
+        )
+    elif not decimated and n > max_raw:
+        errors.append(
+            error(
+                "dt",
+                "too_many_samples",
+                f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
+                f"at most {max_raw} are returned raw - pass width to get the M4 "
+                "decimation",
+            )
+        )
+    elif not math.isfinite(end - interval * 86400.0):
+        errors.append(error("interval", "out_of_range", "end - interval reaches beyond double precision"))
+    if errors:
+        return None, errors
+    return SeriesRequest(compiled, interval, dt, end, width, n), []
+
+
 class PointsView(APIView):
     """Generate the points of a function."""
 
@@ -132,67 +209,10 @@ class PointsView(APIView):
         if failure is not None:
             return failure
         assert body is not None
-        errors: list[dict[str, Any]] = []
-        compiled = _compile(body.get("expression", _MISSING), errors)
-        interval = _positive_number(body, "interval", "days", errors)
-        dt = _positive_number(body, "dt", "hours", errors)
-
-        end_value = body.get("end")
-        end: float | None = None
-        if end_value is None:
-            end = time.time()
-        elif isinstance(end_value, bool) or not isinstance(end_value, int | float):
-            errors.append(error("end", "invalid", "end must be a number (unix seconds)"))
-        else:
-            try:
-                end = float(end_value)
-            except OverflowError:
-                end = math.inf
-            if not math.isfinite(end):
-                errors.append(error("end", "not_finite", "end must be a finite number"))
-                end = None
-
-        width_value = body.get("width")
-        width: int | None = None
-        if width_value is not None:
-            max_width = settings.DATAGEN_MAX_WIDTH
-            if isinstance(width_value, bool) or not isinstance(width_value, int):
-                errors.append(error("width", "invalid", "width must be an integer (pixels)"))
-            elif not 1 <= width_value <= max_width:
-                errors.append(error("width", "out_of_range", f"width must be between 1 and {max_width}"))
-            else:
-                width = width_value
-
-        if not errors and interval is not None and dt is not None and end is not None:
-            n = sample_count(interval, dt)
-            decimated = width is not None and n > 4 * width
-            max_samples = settings.DATAGEN_MAX_SAMPLES
-            max_raw = settings.DATAGEN_MAX_RAW_POINTS
-            if n > max_samples:
-                errors.append(
-                    error(
-                        "dt",
-                        "too_many_samples",
-                        f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
-                        f"the limit is {max_samples}",
-                    )
-                )
-            elif not decimated and n > max_raw:
-                errors.append(
-                    error(
-                        "dt",
-                        "too_many_samples",
-                        f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples; "
-                        f"at most {max_raw} are returned raw - pass width to get the M4 "
-                        "decimation",
-                    )
-                )
-            elif not math.isfinite(end - interval * 86400.0):
-                errors.append(error("interval", "out_of_range", "end - interval reaches beyond double precision"))
-        if errors:
+        req, errors = _series_request(body)
+        if req is None:
             return error_response(errors, 400)
-        assert compiled is not None and interval is not None and dt is not None
-        assert end is not None
+        compiled, interval, dt, end, width = req.compiled, req.interval, req.dt, req.end, req.width
 
         try:
             series = generate_series_points(compiled, end=end, interval_days=interval, dt_hours=dt, width=width)
@@ -235,6 +255,12 @@ class ValidateView(APIView):
         if failure is not None:
             return failure
         assert body is not None
+        if "interval" in body or "dt" in body:
+            # The whole request of a series, as /points would check it, without running it.
+            req, errors = _series_request(body)
+            if req is None:
+                return error_response(errors, 400)
+            return JsonResponse({"expression": req.compiled.expression, "valid": True, "samples": req.samples})
         errors: list[dict[str, Any]] = []
         compiled = _compile(body.get("expression", _MISSING), errors)
         if errors or compiled is None:

@@ -98,6 +98,24 @@ def test_validate(api_nodb) -> None:
     assert len(queries) == 0
 
 
+def test_validate_with_the_series_parameters_checks_them_all_without_a_query(api_nodb) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        ok = api_nodb.post("/api/v1/validate", {"expression": "sin(t)", "interval": 1, "dt": 0.5, "width": 700})
+        too_many = api_nodb.post("/api/v1/validate", {"expression": "sin(t)", "interval": 36500, "dt": 1e-4})
+        several = api_nodb.post("/api/v1/validate", {"expression": "sin(", "interval": 0, "dt": "x"})
+    assert len(queries) == 0
+    assert ok.status_code == 200
+    assert ok.json() == {"expression": "sin(t)", "valid": True, "samples": 49}
+    assert too_many.status_code == 400
+    assert [(e["field"], e["code"]) for e in too_many.json()["errors"]] == [("dt", "too_many_samples")]
+    assert "the limit is" in too_many.json()["errors"][0]["message"]
+    assert {(e["field"], e["code"]) for e in several.json()["errors"]} == {
+        ("expression", "syntax"),
+        ("interval", "not_positive"),
+        ("dt", "invalid"),
+    }
+
+
 def errors_of(r) -> list[dict]:
     assert r["Content-Type"] == "application/json"
     return r.json()["errors"]

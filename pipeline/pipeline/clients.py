@@ -81,17 +81,24 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
     raise StageFailure(message)
 
 
-def validate_expression(expression: str) -> str | None:
-    """Ask datagen whether ``expression`` is valid: None if it is, else the reason.
+def check_function(expression: str, interval: float, dt: float, width: int) -> dict[str, str]:
+    """Ask datagen whether a function and its parameters make a series it can draw.
 
-    Raises TransientFailure when datagen cannot be asked.
+    Returns the problems by request field (``expression``, ``interval``, ``dt``),
+    empty when there are none. Runs no query. Raises TransientFailure when
+    datagen cannot be asked.
     """
     url = f"{settings.DATAGEN_URL}/api/v1/validate"
-    response = _post("datagen", url, {"expression": expression})
+    payload = {"expression": expression, "interval": interval, "dt": dt, "width": width}
+    response = _post("datagen", url, payload)
     if response.status_code == 200:
-        return None
+        return {}
     body = _json_or_none(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     if response.status_code == 400 and errors:
-        return "; ".join(str(err.get("message", "")) for err in errors)
+        problems: dict[str, str] = {}
+        for err in errors:
+            field = str(err.get("field", "expression"))
+            problems[field] = "; ".join(filter(None, [problems.get(field), str(err.get("message", ""))]))
+        return problems
     raise TransientFailure(f"datagen answered HTTP {response.status_code}: {response.text[:500]}")
