@@ -14,12 +14,12 @@
 | POSTGRES_USER               | postgres                    | database role |
 | POSTGRES_PASSWORD           | (empty)                     | its password |
 | DJANGO_STATIC_ROOT          | <repo>/var/static           | where collectstatic puts files (served by WhiteNoise) |
-| DATAGEN_URL                 | http://127.0.0.1:8001       | datagen, used to validate expressions in the add form |
 | ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
 | STALLED_AFTER_SECONDS       | 600                         | a run with no progress for this long is marked failed |
 
-The pipeline's own settings (broker, result backend, exporter URLs, chart size)
-are in ``pipeline/pipeline/settings.py``.
+The pipeline's own settings (broker, result backend, datagen and exporter URLs,
+chart size) are in ``pipeline/pipeline/settings.py``; the admin uses them through
+the pipeline package (it sends the chains and asks datagen to check the add form).
 """
 
 import os
@@ -126,7 +126,6 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-DATAGEN_URL = env("DATAGEN_URL", "http://127.0.0.1:8001").rstrip("/")
 ADD_WAIT_SECONDS = float(env("ADD_WAIT_SECONDS", "20"))
 STALLED_AFTER_SECONDS = float(env("STALLED_AFTER_SECONDS", "600"))
 
