@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "test-logs" / f"slot-{os.environ.get('TEST_SLOT', '0')}"
 
 
+class ProcessExited(Exception):
+    """A process of the stack died while the tests waited for it."""
+
+
 def wait_until(check: Callable[[], object], timeout: float, what: str, poll: float = 0.2):
     """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -30,7 +34,7 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, poll: flo
             value = check()
             if value:
                 return value
-        except RuntimeError:
+        except ProcessExited:
             raise
         except Exception as exc:  # noqa: BLE001 - retried until the deadline
             last_error = exc
@@ -121,7 +125,7 @@ class Stack:
     def check_alive(self) -> None:
         dead = [p for p in self.processes if not p.running]
         if dead:
-            raise RuntimeError("exited: " + "\n".join(f"{p.name}:\n{p.tail()}" for p in dead))
+            raise ProcessExited("exited: " + "\n".join(f"{p.name}:\n{p.tail()}" for p in dead))
 
     def ready(self, check: Callable[[], bool]) -> Callable[[], bool]:
         def checked() -> bool:

@@ -65,6 +65,11 @@ def test_each_stage_ran_on_its_own_queue_and_worker(stack, signed_in):
     }
     workers = {stage: info["worker"].split("@")[0] for stage, info in trace.items()}
     assert workers == {"points": "points", "render": "render", "persist": "persist"}
+    # The detail page shows that trace as a table, one row per stage.
+    detail = signed_in.get(reverse("admin:functions_function_change", args=[Function.objects.get().pk]))
+    page = detail.content.decode()
+    for stage in ("points", "render", "persist"):
+        assert f"<tr><td>{stage}</td><td>{stage}</td>" in page
 
 
 def test_each_worker_consumes_only_its_own_queue_on_the_broker(stack):

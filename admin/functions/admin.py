@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils import dateformat, timezone
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import condition
@@ -136,20 +136,24 @@ class FunctionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("stage trace"))
     def stage_trace(self, obj: Function) -> str:
-        rows = [
-            format_html(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                stage,
-                info.get("queue"),
-                info.get("worker"),
-                info.get("exporter", ""),
-                info.get("seconds", ""),
-                info.get("attempts", ""),
-            )
-            for stage, info in (obj.trace or {}).items()
-        ]
-        if not rows:
+        trace = obj.trace or {}
+        if not trace:
             return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    stage,
+                    info.get("queue"),
+                    info.get("worker"),
+                    info.get("exporter", ""),
+                    info.get("seconds", ""),
+                    info.get("attempts", ""),
+                )
+                for stage, info in trace.items()
+            ),
+        )
         head = format_html(
             "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
             _("stage"),
@@ -159,7 +163,7 @@ class FunctionAdmin(admin.ModelAdmin):
             _("seconds"),
             _("attempts"),
         )
-        return format_html("<table>{}{}</table>", head, format_html("".join(rows)))
+        return format_html("<table>{}{}</table>", head, rows)
 
     # Saving -------------------------------------------------------------------
 

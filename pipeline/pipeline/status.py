@@ -34,7 +34,6 @@ RENDERING = "rendering"
 PERSISTING = "persisting"
 DONE = "done"
 FAILED = "failed"
-ACTIVE_STATES = (QUEUED, POINTS, RENDERING, PERSISTING)
 
 BATCHES_KEY = "fd:batches"
 
@@ -48,21 +47,18 @@ end
 return 0
 """
 
-# Count a finished run in its batch once, then set the row's final state.
-_FINISH = """
+# Count a finished run in its batch once, then set the row's final state as above.
+_FINISH = (
+    """
 if ARGV[5] ~= '' then
   if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
     redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
   end
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
-if redis.call('HGET', KEYS[1], 'run') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  return 1
-end
-return 0
 """
+    + _SET_IF_RUN
+)
 
 
 @cache
