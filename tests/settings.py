@@ -16,6 +16,8 @@ TEST_ENV = {
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     # pytest-django creates test_<POSTGRES_DB>; the workers are pointed at it.
     "POSTGRES_DB": f"function_dashboard_{SLOT}",
+    # PostgreSQL roles are cluster-wide: datagen's role is one per slot too.
+    "DATAGEN_POSTGRES_USER": f"datagen_test{SLOT}",
     "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/function_dashboard_test{SLOT or ''}",
     "CELERY_RESULT_BACKEND": f"redis://127.0.0.1:6379/{15 - SLOT}",
     "DATAGEN_PORT": str(PORT + 1),

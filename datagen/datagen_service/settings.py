@@ -8,8 +8,8 @@ Variable                           Default                Meaning
 ``POSTGRES_HOST``                  ``127.0.0.1``          PostgreSQL host
 ``POSTGRES_PORT``                  ``5432``               PostgreSQL port
 ``POSTGRES_DB``                    ``function_dashboard`` database name (datagen creates no tables)
-``POSTGRES_USER``                  ``postgres``           database role
-``POSTGRES_PASSWORD``              (empty)                its password
+``DATAGEN_POSTGRES_USER``          ``datagen``            database role (no table privileges)
+``DATAGEN_POSTGRES_PASSWORD``      (empty)                its password
 ``DATAGEN_STATEMENT_TIMEOUT_MS``   ``10000``              statement_timeout of every query, in ms
 ``DATAGEN_CONN_MAX_AGE``           ``60``                 seconds a DB connection is reused
 ``DATAGEN_MAX_SAMPLES``            ``10000000``           most samples one series may have
@@ -86,8 +86,9 @@ DATABASES = {
         "HOST": _env("POSTGRES_HOST", "127.0.0.1"),
         "PORT": _env("POSTGRES_PORT", "5432"),
         "NAME": _env("POSTGRES_DB", "function_dashboard"),
-        "USER": _env("POSTGRES_USER", "postgres"),
-        "PASSWORD": _env("POSTGRES_PASSWORD", ""),
+        # datagen's own least-privilege role (created by the admin's bootstrap).
+        "USER": _env("DATAGEN_POSTGRES_USER", "") or "datagen",
+        "PASSWORD": _env("DATAGEN_POSTGRES_PASSWORD", ""),
         "CONN_MAX_AGE": _env_int("DATAGEN_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
         # pytest-django's database; its own name, so the other services' test runs

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from series.expressions import Binary, Call, Node, Num, Unary, Var
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """These tests create and drop their own database, which datagen's least-privilege
+    role (DATAGEN_POSTGRES_USER) may not: they connect as the cluster's admin role.
+    The system tests (tests/test_security_db.py) run datagen as its own role."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    database["USER"] = os.environ.get("POSTGRES_USER", "").strip() or "postgres"
+    database["PASSWORD"] = os.environ.get("POSTGRES_PASSWORD", "")
 
 
 class Api:

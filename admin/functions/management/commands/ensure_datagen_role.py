@@ -1,0 +1,146 @@
+"""Create or update datagen's own PostgreSQL role (idempotent, least privilege).
+
+datagen only evaluates ``SELECT … FROM generate_series(…)``: it needs to log in
+to the database and nothing else. Its role:
+
+- is not a superuser and cannot create databases, roles or replicate;
+- belongs to no other role (so no ``pg_read_server_files``,
+  ``pg_execute_server_program``, ``pg_read_all_data``, …);
+- has no privilege on any table, sequence or schema object of the admin;
+- has a connection limit and its own ``statement_timeout`` (a ceiling that
+  holds even if datagen's session options were lost).
+
+Environment (read here, by the admin's bootstrap):
+
+=======================================  ==========  ==================================================
+Variable                                 Default     Meaning
+=======================================  ==========  ==================================================
+``DATAGEN_POSTGRES_USER``                ``datagen`` the role's name
+``DATAGEN_POSTGRES_PASSWORD``            (empty)     its password; empty = none (local trust auth only)
+``DATAGEN_POSTGRES_CONNECTION_LIMIT``    ``20``      most connections the role may hold at once
+``DATAGEN_STATEMENT_TIMEOUT_MS``         ``10000``   statement_timeout set on the role
+=======================================  ==========  ==================================================
+
+The connecting role (``POSTGRES_USER``) must be a superuser or have
+``CREATEROLE``. The password is sent as a SCRAM-SHA-256 verifier, never in clear
+text, so it cannot appear in PostgreSQL's statement log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg2 import sql
+
+DEFAULT_ROLE = "datagen"
+SCRAM_ITERATIONS = 4096
+
+
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677)."""
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(value: bytes) -> str:
+        return base64.b64encode(value).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def datagen_role_settings() -> dict[str, object]:
+    """The role's settings from the environment (empty values fall back to the defaults)."""
+    limit = os.environ.get("DATAGEN_POSTGRES_CONNECTION_LIMIT", "").strip() or "20"
+    timeout = os.environ.get("DATAGEN_STATEMENT_TIMEOUT_MS", "").strip() or "10000"
+    try:
+        limit_value, timeout_value = int(limit), int(timeout)
+    except ValueError as exc:
+        raise CommandError(
+            "DATAGEN_POSTGRES_CONNECTION_LIMIT and DATAGEN_STATEMENT_TIMEOUT_MS must be integers"
+        ) from exc
+    if limit_value < 1 or timeout_value < 1:
+        raise CommandError("DATAGEN_POSTGRES_CONNECTION_LIMIT and DATAGEN_STATEMENT_TIMEOUT_MS must be positive")
+    return {
+        "name": os.environ.get("DATAGEN_POSTGRES_USER", "").strip() or DEFAULT_ROLE,
+        "password": os.environ.get("DATAGEN_POSTGRES_PASSWORD", ""),
+        "connection_limit": limit_value,
+        "statement_timeout_ms": timeout_value,
+    }
+
+
+def ensure_datagen_role(using: str = DEFAULT_DB_ALIAS) -> str:
+    """Create or update the role and grant it CONNECT on this database only; returns its name."""
+    wanted = datagen_role_settings()
+    name = str(wanted["name"])
+    role = sql.Identifier(name)
+    password = str(wanted["password"])
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, current_database()")
+        current_user, database = cursor.fetchone()
+        if name == current_user:
+            raise CommandError(
+                f"DATAGEN_POSTGRES_USER ({name!r}) is the admin's own role: give datagen a role of its own"
+            )
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [name])
+        row = cursor.fetchone()
+        if row is not None and row[0]:
+            raise CommandError(
+                f"DATAGEN_POSTGRES_USER ({name!r}) names a superuser role; refusing to change it: "
+                "give datagen a dedicated role"
+            )
+        if row is None:
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        cursor.execute(
+            sql.SQL(
+                "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION "
+                "NOBYPASSRLS CONNECTION LIMIT {} PASSWORD {}"
+            ).format(
+                role,
+                sql.Literal(wanted["connection_limit"]),
+                sql.Literal(scram_verifier(password)) if password else sql.SQL("NULL"),
+            )
+        )
+        cursor.execute(
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
+                role, sql.Literal(f"{wanted['statement_timeout_ms']}ms")
+            )
+        )
+        cursor.execute(sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = '60s'").format(role))
+        # Membership in any role (pg_read_server_files, pg_execute_server_program, …) is revoked.
+        cursor.execute(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+            [name],
+        )
+        for (group,) in cursor.fetchall():
+            cursor.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
+        # This database: connect, nothing else (tables are the admin's).
+        cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role))
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'")
+        for (schema,) in cursor.fetchall():
+            ident = sql.Identifier(schema)
+            cursor.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(ident, role))
+            cursor.execute(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(ident, role))
+            cursor.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(ident, role))
+        # Only the admin's role creates objects in its schema (PostgreSQL >= 15 default, made explicit).
+        cursor.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    return name
+
+
+class Command(BaseCommand):
+    help = "Create or update datagen's least-privilege PostgreSQL role (DATAGEN_POSTGRES_USER)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+
+    def handle(self, *args, **options):
+        name = ensure_datagen_role(options["database"])
+        self.stdout.write(f"datagen's PostgreSQL role {name!r} is ready (least privilege).")

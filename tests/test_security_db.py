@@ -1,0 +1,126 @@
+"""Issue 11.1: datagen connects to PostgreSQL as its own least-privilege role.
+
+The role (DATAGEN_POSTGRES_USER, one per TEST_SLOT here) is created by
+``migrate`` (the bootstrap), which pytest-django ran to build the test database.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg2
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from psycopg2 import errors
+
+ROLE = os.environ["DATAGEN_POSTGRES_USER"]
+
+
+def connect_as_datagen():
+    settings = connection.settings_dict
+    return psycopg2.connect(
+        host=settings["HOST"],
+        port=settings["PORT"],
+        dbname=settings["NAME"],
+        user=ROLE,
+        password=os.environ.get("DATAGEN_POSTGRES_PASSWORD", ""),
+        application_name="security-test",
+    )
+
+
+@pytest.fixture
+def datagen_db(db):
+    conn = connect_as_datagen()
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+def test_the_role_is_namespaced_per_test_slot():
+    assert f"datagen_test{int(os.environ.get('TEST_SLOT', '0'))}" == ROLE
+
+
+def test_the_role_is_no_superuser_and_has_a_connection_limit_and_its_own_timeout(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit, rolconfig "
+            "FROM pg_roles WHERE rolname = %s",
+            [ROLE],
+        )
+        superuser, createdb, createrole, replication, bypassrls, limit, config = cursor.fetchone()
+        cursor.execute(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+            [ROLE],
+        )
+        memberships = cursor.fetchone()[0]
+    assert (superuser, createdb, createrole, replication, bypassrls) == (False, False, False, False, False)
+    assert memberships == 0
+    assert 0 < limit <= 100
+    assert "statement_timeout=10000ms" in config
+
+
+def test_datagen_can_compute_but_cannot_read_the_admins_tables(datagen_db):
+    with datagen_db.cursor() as cursor:
+        cursor.execute("SELECT current_user, sum(sin(t)) FROM generate_series(1, 10) AS t")
+        user, _ = cursor.fetchone()
+        assert user == ROLE
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "10s"
+        for table in ("functions_function", "auth_user", "django_session"):
+            with pytest.raises(errors.InsufficientPrivilege):
+                cursor.execute(f"SELECT * FROM {table} LIMIT 1")  # noqa: S608 - fixed names
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT 1) TO PROGRAM 'touch /tmp/fd-security-copy-program'",
+        "COPY (SELECT 1) TO '/tmp/fd-security-copy-file'",
+        "SELECT pg_read_file('/etc/hostname')",
+        "CREATE TABLE datagen_was_here (x int)",
+        "CREATE ROLE datagen_made_this",
+        "SET ROLE postgres",
+    ],
+)
+def test_datagen_cannot_run_server_programs_read_files_or_create_anything(datagen_db, statement):
+    with datagen_db.cursor() as cursor, pytest.raises(errors.InsufficientPrivilege):
+        cursor.execute(statement)
+    assert not os.path.exists("/tmp/fd-security-copy-program")
+
+
+def test_the_bootstrap_is_idempotent_and_refuses_to_demote_a_superuser(db, monkeypatch):
+    call_command("ensure_datagen_role")
+    call_command("ensure_datagen_role")  # twice: no error, same role
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [ROLE])
+        assert cursor.fetchone()[0] == 1
+        cursor.execute("SELECT current_user")
+        admin_role = cursor.fetchone()[0]
+    monkeypatch.setenv("DATAGEN_POSTGRES_USER", admin_role)
+    with pytest.raises(CommandError, match="own role|superuser"):
+        call_command("ensure_datagen_role")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert cursor.fetchone()[0] is True
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_the_running_datagen_connects_as_its_own_role(stack):
+    import requests
+
+    response = requests.post(
+        stack.env["DATAGEN_URL"] + "/api/v1/points",
+        json={"expression": "sin(t)", "interval": 1, "dt": 1},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text[:500]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'datagen' AND datname = %s",
+            [connection.settings_dict["NAME"]],
+        )
+        users = {row[0] for row in cursor.fetchall()}
+    assert users == {ROLE}
