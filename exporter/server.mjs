@@ -1,0 +1,192 @@
+// Entry point of the export server: highcharts-export-server 6.0.0 (pinned in
+// package-lock.json), started the way its bin/cli.js starts it, with the doors
+// the render stage does not need closed. Nothing in node_modules is modified, so
+// `npm ci` cannot undo it; tests/test_security_exporter.py proves each door shut
+// against the running server.
+//
+// 1. Routes: only `POST /` (JSON) and `GET /health`. Everything else, including
+//    the UI on `GET /`, its static files, `/version/...` and CORS preflights,
+//    answers 404 before the package sees it.
+// 2. Request bodies: only the fields the pipeline sends. `infile`,
+//    `globalOptions` and `themeOptions` must be JSON objects, so no string can
+//    reach the package's "path ending in .json is a file to read" branch; `svg`,
+//    `resources`, `callback`, `customCode`, `outfile`... are refused by name.
+// 3. Chromium: every page intercepts its requests and aborts any that would
+//    leave the page (http, https, ws, file, ftp, chrome...); only about:, data:
+//    and blob: URLs, which never touch the network or the disk, continue.
+//    config.json also points Chromium at a proxy that refuses everything
+//    (loopback included), a second layer.
+// 4. Chromium dies with this process, however it dies: it is started through
+//    chromium.sh, which asks the kernel (PR_SET_PDEATHSIG) to kill it when its
+//    parent goes, so even a SIGKILL of node leaves no browser behind.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import puppeteer from 'puppeteer';
+
+import main from './node_modules/highcharts-export-server/lib/index.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+// --- 3 and 4: every browser is launched through chromium.sh, every page intercepts
+const LOCAL_SCHEMES = ['about:', 'data:', 'blob:'];
+
+export const isLocalUrl = (url) => LOCAL_SCHEMES.some((scheme) => url.startsWith(scheme));
+
+const guardPage = async (page) => {
+  await page.setRequestInterception(true);
+  page.on('request', (request) => {
+    if (request.isInterceptResolutionHandled()) {
+      return;
+    }
+    if (isLocalUrl(request.url())) {
+      request.continue();
+    } else {
+      main.log(2, `[lockdown] Blocked a request from the page to ${request.url().slice(0, 200)}`);
+      request.abort('blockedbyclient');
+    }
+  });
+  return page;
+};
+
+const launch = puppeteer.launch;
+puppeteer.launch = async (options = {}) => {
+  const browser = await launch({
+    ...options,
+    executablePath: join(HERE, 'chromium.sh'),
+    // chromium.sh execs the real binary, so the pid puppeteer holds is Chromium's.
+    env: { ...process.env, EXPORTER_CHROMIUM_BIN: process.env.PUPPETEER_EXECUTABLE_PATH }
+  });
+  const newPage = browser.newPage.bind(browser);
+  browser.newPage = async (...args) => guardPage(await newPage(...args));
+  return browser;
+};
+
+// --- 1 and 2: a gate in front of every route of the package
+const FIELDS = new Set([
+  'type',
+  'infile',
+  'width',
+  'height',
+  'scale',
+  'constr',
+  'b64',
+  'noDownload',
+  'globalOptions',
+  'themeOptions'
+]);
+
+const isObject = (value) =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+const isNumberIn = (value, low, high) =>
+  typeof value === 'number' && Number.isFinite(value) && value >= low && value <= high;
+
+/** The first problem of an export request body, or null when it may be rendered. */
+export const problemWith = (body) => {
+  if (!isObject(body)) {
+    return 'The body must be a JSON object.';
+  }
+  for (const name of Object.keys(body)) {
+    if (!FIELDS.has(name)) {
+      return `The field '${name}' is not accepted by this server.`;
+    }
+  }
+  if (!isObject(body.infile)) {
+    return "The field 'infile' must be a JSON object of Highcharts options.";
+  }
+  for (const name of ['globalOptions', 'themeOptions']) {
+    if (name in body && !isObject(body[name])) {
+      return `The field '${name}' must be a JSON object.`;
+    }
+  }
+  if ('type' in body && !['png', 'image/png'].includes(body.type)) {
+    return "The field 'type' must be 'png'.";
+  }
+  if ('constr' in body && body.constr !== 'chart') {
+    return "The field 'constr' must be 'chart'.";
+  }
+  for (const name of ['width', 'height']) {
+    if (name in body && !isNumberIn(body[name], 1, 10000)) {
+      return `The field '${name}' must be a number from 1 to 10000.`;
+    }
+  }
+  if ('scale' in body && !isNumberIn(body.scale, 0.1, 5)) {
+    return "The field 'scale' must be a number from 0.1 to 5.";
+  }
+  for (const name of ['b64', 'noDownload']) {
+    if (name in body && typeof body[name] !== 'boolean') {
+      return `The field '${name}' must be true or false.`;
+    }
+  }
+  return null;
+};
+
+const refuse = (response, statusCode, errorCode, message) =>
+  response.status(statusCode).json({ statusCode, errorCode, message });
+
+const installGate = (server, uploadLimitMiB) => {
+  const express = server.getExpress();
+  const parseJson = express.json({ limit: `${uploadLimitMiB}mb`, strict: true });
+
+  const gate = (request, response, next) => {
+    // Error bodies of the package carry a stack trace: keep it in the log.
+    const json = response.json.bind(response);
+    response.json = (body) => {
+      if (isObject(body)) {
+        delete body.stack;
+      }
+      return json(body);
+    };
+
+    if ((request.method === 'GET' || request.method === 'HEAD') && request.path === '/health') {
+      return next();
+    }
+    if (request.method !== 'POST' || request.path !== '/') {
+      return refuse(response, 404, 'NOT_FOUND', 'Only POST / and GET /health are served.');
+    }
+    if (!request.is('application/json')) {
+      return refuse(response, 415, 'EXPORT_INVALID_REQUEST', 'The body must be application/json.');
+    }
+    parseJson(request, response, (error) => {
+      if (error) {
+        return refuse(response, error.status === 413 ? 413 : 400, 'EXPORT_INVALID_REQUEST', 'The body is not valid JSON or too large.');
+      }
+      const problem = problemWith(request.body);
+      if (problem) {
+        return refuse(response, 400, 'EXPORT_INVALID_REQUEST', problem);
+      }
+      next();
+    });
+  };
+
+  // The package registers CORS at import time; the gate goes in front of it, so a
+  // web page in some browser cannot even get a preflight through.
+  server.use('/', gate);
+  const stack = server.getApp().router.stack;
+  const index = stack.findIndex((layer) => layer.handle === gate);
+  stack.unshift(...stack.splice(index, 1));
+};
+
+// --- start, as bin/cli.js does for a server
+const start = async () => {
+  const options = main.setOptions(null, process.argv);
+  if (!options) {
+    process.exit(1);
+  }
+  // Whatever the config file or the environment say, these stay shut.
+  options.ui.enable = false;
+  options.customLogic.allowCodeExecution = false;
+  options.customLogic.allowFileResources = false;
+  options.server.ssl.enable = false;
+  options.server.enable = true;
+
+  installGate(main.server, options.server.maxUploadSize || 3);
+  await main.initExport(options);
+  await main.startServer(options.server);
+};
+
+start().catch((error) => {
+  main.logWithStack(1, error, '[lockdown] The export server could not start.');
+  process.exit(1);
+});
