@@ -12,7 +12,7 @@ SLOT = int(os.environ.get("TEST_SLOT", "0"))
 PORT = 18000 + 100 * SLOT
 
 TEST_ENV = {
-    "DJANGO_SECRET_KEY": "tests-only-secret-key",
+    "DJANGO_SECRET_KEY": "tests-only-secret-key-" + "0123456789abcdef" * 3,
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     # pytest-django creates test_<POSTGRES_DB>; the workers are pointed at it.
     "POSTGRES_DB": f"function_dashboard_{SLOT}",

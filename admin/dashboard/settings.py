@@ -14,6 +14,12 @@
 | POSTGRES_USER               | postgres                    | database role |
 | POSTGRES_PASSWORD           | (empty)                     | its password |
 | DJANGO_STATIC_ROOT          | <repo>/var/static           | where collectstatic puts files (served by WhiteNoise) |
+| DJANGO_SECURE_COOKIES       | false                       | true behind HTTPS: cookies sent only over TLS |
+| DJANGO_SECURE_SSL_REDIRECT  | false                       | true: redirect http to https (usually the proxy does it) |
+| DJANGO_SECURE_HSTS_SECONDS  | 0                           | Strict-Transport-Security max-age once HTTPS works |
+| DJANGO_SECURE_PROXY_SSL_HEADER | false                    | true: trust the proxy's X-Forwarded-Proto: https |
+| DJANGO_LOGIN_FAILURE_LIMIT  | 5                           | failed logins (user name + address) before lockout |
+| DJANGO_LOGIN_COOLOFF_MINUTES| 15                          | how long a lockout lasts |
 | ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
 | STALLED_AFTER_SECONDS       | 600                         | a run with no progress for this long is marked failed |
 
@@ -23,6 +29,7 @@ the pipeline package (it sends the chains and asks datagen to check the add form
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,10 +46,14 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env("DJANGO_DEBUG", "false").lower() in {"1", "true", "yes", "on"}
 SECRET_KEY = env("DJANGO_SECRET_KEY") or ("dev-only-insecure-key-do-not-use-in-production" if DEBUG else "")
-if not SECRET_KEY:
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "insecure" in SECRET_KEY.lower()):
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    # Also refuses the placeholder defaults that contain "insecure".
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a random value of at least 50 characters when DJANGO_DEBUG is off "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -54,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "functions",
 ]
 
@@ -67,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers 429 to a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -100,6 +114,29 @@ DATABASES = {
         "CONN_HEALTH_CHECKS": True,
     }
 }
+
+# Login throttling (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT failed logins for one
+# user name from one address, that pair is locked out for DJANGO_LOGIN_COOLOFF_MINUTES
+# (HTTP 429), even with the right password. The address is REMOTE_ADDR (not a header a
+# client could forge); behind a reverse proxy the user name still tells users apart.
+AUTHENTICATION_BACKENDS = [
+    "dashboard.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(env("DJANGO_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+
+# HTTPS (issue 11.3): TLS ends at a reverse proxy in front of the admin; these turn on
+# what `manage.py check --deploy` asks for once it does.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env("DJANGO_SECURE_COOKIES", "false").lower() in {"1", "true", "yes", "on"}
+SECURE_SSL_REDIRECT = env("DJANGO_SECURE_SSL_REDIRECT", "false").lower() in {"1", "true", "yes", "on"}
+SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", "0"))
+if env("DJANGO_SECURE_PROXY_SSL_HEADER", "false").lower() in {"1", "true", "yes", "on"}:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -26,6 +26,9 @@ def format_processing_date(value: datetime) -> str:
     return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s T")
 
 
+# How long a browser keeps a versioned chart URL (?v=<result_run>): a year.
+CHART_MAX_AGE = 365 * 24 * 3600
+
 STAGE_LABELS = {
     "queued": _("queued"),
     "points": _("generating points"),
@@ -187,21 +190,33 @@ class FunctionAdmin(admin.ModelAdmin):
     # The chart image ------------------------------------------------------------
 
     def get_urls(self):
-        chart = self.admin_site.admin_view(self.chart_view)
+        # cacheable: the admin wraps its views in never_cache (no-store), which would make
+        # the ETag and the versioned URL useless; chart_view sets its own Cache-Control.
+        chart = self.admin_site.admin_view(self.chart_view, cacheable=True)
         return [
             path("<int:pk>/chart.png", chart, name="functions_function_chart"),
             *super().get_urls(),
         ]
 
-    @method_decorator(condition(etag_func=lambda request, pk: selectors.chart_etag(pk)))
     def chart_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        # Permission first: the conditional answer (304/412) must not tell a user
+        # without view permission that a chart exists.
         if not self.has_view_permission(request):
             raise PermissionDenied
+        return self._chart_response(request, pk)
+
+    @method_decorator(condition(etag_func=lambda request, pk: selectors.chart_etag(pk)))
+    def _chart_response(self, request: HttpRequest, pk: int) -> HttpResponse:
         chart = selectors.function_chart(pk)
         if chart is None:
             raise Http404
         response = HttpResponse(chart.png, content_type="image/png")
-        response["Cache-Control"] = "private, no-cache"
+        if request.GET.get("v") == chart.etag:
+            # The list and the detail page link ?v=<result_run>: that URL's bytes never
+            # change (a new run is a new URL), so the browser keeps it without asking.
+            response["Cache-Control"] = f"private, max-age={CHART_MAX_AGE}, immutable"
+        else:
+            response["Cache-Control"] = "private, no-cache"
         return response
 
     class Media:

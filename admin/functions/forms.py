@@ -42,10 +42,11 @@ class FunctionForm(forms.ModelForm):
             self.initial["preset"] = current if current in PRESETS else CUSTOM
             if current in PRESETS:
                 self.initial["expression"] = ""
+        # A view-only user's form has no editable fields at all (the admin excludes them).
         for name in ("dt", "interval"):
-            self.fields[name].widget.attrs.update({"step": "any", "min": "0"})
-        self.fields["dt"].initial = 1
-        self.fields["interval"].initial = 1
+            if name in self.fields:
+                self.fields[name].widget.attrs.update({"step": "any", "min": "0"})
+                self.fields[name].initial = 1
 
     def clean(self):
         cleaned = super().clean()

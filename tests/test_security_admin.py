@@ -1,0 +1,129 @@
+"""Issue 11.5: the admin's doors (view-only detail page, chart permission and caching, login throttling)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+
+from functions.models import Function
+
+pytestmark = pytest.mark.django_db
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"fake chart bytes"
+LOGIN_URL = reverse("admin:login")
+
+
+@pytest.fixture
+def function() -> Function:
+    run = uuid.uuid4()
+    return Function.objects.create(
+        expression="sin(t)",
+        dt=1,
+        interval=1,
+        state=Function.State.DONE,
+        run_id=run,
+        result_run=run,
+        chart=PNG,
+        processed_at=timezone.now(),
+    )
+
+
+def staff_client(client, username: str, *codenames: str):
+    user = get_user_model().objects.create_user(username, password="pw-for-tests-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def chart_url(function: Function) -> str:
+    return reverse("admin:functions_function_chart", args=[function.pk])
+
+
+def test_a_view_only_user_gets_the_detail_page(client, function):
+    viewer = staff_client(client, "viewer", "view_function")
+    response = viewer.get(reverse("admin:functions_function_change", args=[function.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "sin(t)" in page
+    assert f"{chart_url(function)}?v={function.result_run}" in page
+    assert 'name="_save"' not in page  # nothing to save
+    # And posting to it changes nothing.
+    response = viewer.post(
+        reverse("admin:functions_function_change", args=[function.pk]),
+        {"preset": "__custom__", "expression": "t", "dt": 2, "interval": 2},
+    )
+    assert response.status_code == 403
+    function.refresh_from_db()
+    assert (function.expression, function.dt) == ("sin(t)", 1)
+
+
+def test_the_permission_check_comes_before_the_etag(client, function):
+    nobody = staff_client(client, "nobody")
+    url = chart_url(function)
+    # A matching ETag, and one that matches nothing: both 403, no 304/200 oracle.
+    for etag in (f'"{function.result_run}"', '"something-else"'):
+        assert nobody.get(url, headers={"if-none-match": etag}).status_code == 403
+    assert nobody.get(reverse("admin:functions_function_chart", args=[function.pk + 1000])).status_code == 403
+
+
+def test_the_versioned_chart_url_is_cached_by_the_browser(client, function):
+    viewer = staff_client(client, "viewer", "view_function")
+    response = viewer.get(chart_url(function), {"v": str(function.result_run)})
+    assert response.status_code == 200
+    assert bytes(response.content) == PNG
+    directives = {d.strip() for d in response["Cache-Control"].split(",")}
+    assert directives == {"private", "max-age=31536000", "immutable"}
+    assert "Expires" not in response  # no never_cache
+    assert response["ETag"] == f'"{function.result_run}"'
+
+
+def test_an_unversioned_or_stale_chart_url_is_revalidated(client, function):
+    viewer = staff_client(client, "viewer", "view_function")
+    for query in ({}, {"v": str(uuid.uuid4())}):
+        response = viewer.get(chart_url(function), query)
+        assert response.status_code == 200
+        assert {d.strip() for d in response["Cache-Control"].split(",")} == {"private", "no-cache"}
+        again = viewer.get(chart_url(function), query, headers={"if-none-match": response["ETag"]})
+        assert again.status_code == 304
+
+
+@pytest.fixture
+def axes_clean():
+    from axes.models import AccessAttempt
+
+    cache.clear()
+    AccessAttempt.objects.all().delete()
+    yield
+    AccessAttempt.objects.all().delete()
+
+
+def login(client, username: str, password: str):
+    return client.post(LOGIN_URL, {"username": username, "password": password, "next": "/admin/"})
+
+
+def test_login_is_throttled_after_repeated_failures(client, settings, axes_clean):
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "the-right-password-1")
+    limit = settings.AXES_FAILURE_LIMIT
+    for _ in range(limit - 1):
+        assert login(client, "boss", "wrong").status_code == 200  # the form again, with an error
+    assert login(client, "boss", "wrong").status_code == 429  # the limit-th failure locks the pair out
+    # Locked out: even the right password does not open a session now.
+    locked = login(client, "boss", "the-right-password-1")
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # Another user from elsewhere is not locked out by these failures.
+    get_user_model().objects.create_superuser("other", "other@example.com", "other-password-1")
+    assert login(client, "other", "other-password-1").status_code == 302
+
+
+def test_a_few_failures_do_not_lock_the_right_password_out(client, settings, axes_clean):
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "the-right-password-1")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        login(client, "boss", "wrong")
+    assert login(client, "boss", "the-right-password-1").status_code == 302
