@@ -124,3 +124,40 @@ def test_the_running_datagen_connects_as_its_own_role(stack):
         )
         users = {row[0] for row in cursor.fetchall()}
     assert users == {ROLE}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admins_own_role_owns_only_its_schema(monkeypatch):
+    """With ADMIN_POSTGRES_USER (for deployments), the admin's role owns its schema and nothing more."""
+    admin_role = f"dashboard_test{int(os.environ.get('TEST_SLOT', '0'))}"
+    monkeypatch.setenv("ADMIN_POSTGRES_USER", admin_role)
+    call_command("ensure_admin_role")
+    call_command("ensure_admin_role")  # idempotent
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v')"
+        )
+        assert {row[0] for row in cursor.fetchall()} == {admin_role}
+        cursor.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = %s", [admin_role])
+        assert cursor.fetchone() == (False, False, False)
+    settings = connection.settings_dict
+    conn = psycopg2.connect(host=settings["HOST"], port=settings["PORT"], dbname=settings["NAME"], user=admin_role)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM functions_function")  # its tables: yes
+            cursor.execute("CREATE TABLE admin_role_probe (x int)")  # its schema: yes
+            cursor.execute("DROP TABLE admin_role_probe")
+            for statement in ("COPY (SELECT 1) TO PROGRAM 'true'", "CREATE ROLE admin_made_this", "SET ROLE postgres"):
+                with pytest.raises(errors.InsufficientPrivilege):
+                    cursor.execute(statement)
+    finally:
+        conn.close()
+    # datagen's role still reads nothing of it.
+    datagen = connect_as_datagen()
+    try:
+        with datagen.cursor() as cursor, pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("SELECT * FROM functions_function")
+    finally:
+        datagen.close()
