@@ -84,3 +84,18 @@ def test_arbitrary_text_on_the_add_form_never_yields_a_5xx_or_a_row_datagen_refu
     else:
         (function,) = saved
         assert datagen_accepts(function), (function.expression, function.dt, function.interval)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"preset=__custom__&expression=%FF%FE%00t&dt=%C0%AF&interval=1", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe\x00\x01garbage", "application/x-www-form-urlencoded"),
+        (b'{"expression": "t"}', "application/json"),
+        (b'--x\r\nContent-Disposition: form-data; name="dt"\r\n\r\n\xff\r\n--x--', "multipart/form-data; boundary=x"),
+    ],
+)
+def test_bad_encodings_and_odd_bodies_on_the_add_form_are_never_a_5xx(stack, admin_client, body, content_type):
+    response = admin_client.generic("POST", ADD_URL, body, content_type=content_type)
+    assert response.status_code in (200, 400), response.content[:500]
+    assert not Function.objects.exists()
