@@ -62,7 +62,7 @@ puppeteer.launch = async (options = {}) => {
   return browser;
 };
 
-// --- 1 and 2: a gate in front of every route of the package
+// --- 1 and 2: a gate in front of every route, a body check right before the export route
 const FIELDS = new Set([
   'type',
   'infile',
@@ -125,47 +125,64 @@ export const problemWith = (body) => {
 const refuse = (response, statusCode, errorCode, message) =>
   response.status(statusCode).json({ statusCode, errorCode, message });
 
-const installGate = (server, uploadLimitMiB) => {
-  const express = server.getExpress();
-  const parseJson = express.json({ limit: `${uploadLimitMiB}mb`, strict: true });
-
-  const gate = (request, response, next) => {
-    // Error bodies of the package carry a stack trace: keep it in the log.
-    const json = response.json.bind(response);
-    response.json = (body) => {
-      if (isObject(body)) {
-        delete body.stack;
-      }
-      return json(body);
-    };
-
-    if ((request.method === 'GET' || request.method === 'HEAD') && request.path === '/health') {
-      return next();
+// In front of everything (even the package's CORS): the routes, the content type,
+// and no stack traces in error bodies. Cheap: the body is not read here, so the
+// package's own "queue full" refusal still comes before any body is parsed.
+const gate = (request, response, next) => {
+  const json = response.json.bind(response);
+  response.json = (body) => {
+    if (isObject(body)) {
+      delete body.stack;
     }
-    if (request.method !== 'POST' || request.path !== '/') {
-      return refuse(response, 404, 'NOT_FOUND', 'Only POST / and GET /health are served.');
-    }
-    if (!request.is('application/json')) {
-      return refuse(response, 415, 'EXPORT_INVALID_REQUEST', 'The body must be application/json.');
-    }
-    parseJson(request, response, (error) => {
-      if (error) {
-        return refuse(response, error.status === 413 ? 413 : 400, 'EXPORT_INVALID_REQUEST', 'The body is not valid JSON or too large.');
-      }
-      const problem = problemWith(request.body);
-      if (problem) {
-        return refuse(response, 400, 'EXPORT_INVALID_REQUEST', problem);
-      }
-      next();
-    });
+    return json(body);
   };
 
-  // The package registers CORS at import time; the gate goes in front of it, so a
-  // web page in some browser cannot even get a preflight through.
+  if ((request.method === 'GET' || request.method === 'HEAD') && request.path === '/health') {
+    return next();
+  }
+  if (request.method !== 'POST' || request.path !== '/') {
+    return refuse(response, 404, 'NOT_FOUND', 'Only POST / and GET /health are served.');
+  }
+  if (!request.is('application/json')) {
+    return refuse(response, 415, 'EXPORT_INVALID_REQUEST', 'The body must be application/json.');
+  }
+  next();
+};
+
+// Right before the package's export route, once its body parser has run.
+const checkBody = (request, response, next) => {
+  const problem = problemWith(request.body);
+  return problem ? refuse(response, 400, 'EXPORT_INVALID_REQUEST', problem) : next();
+};
+
+const isExportRoute = (layer) => layer.route?.path === '/' && Boolean(layer.route.methods?.post);
+
+/** Move the layer of `handle` to just before the first layer matching `before` (or to the front). */
+const moveLayer = (stack, handle, before = () => true) => {
+  const [layer] = stack.splice(
+    stack.findIndex((candidate) => candidate.handle === handle),
+    1
+  );
+  const index = stack.findIndex(before);
+  if (index < 0) {
+    throw new Error('[lockdown] The export route was not found: the body check cannot be placed.');
+  }
+  stack.splice(index, 0, layer);
+  return index;
+};
+
+const installGate = (server) => {
   server.use('/', gate);
+  server.use('/', checkBody);
+  moveLayer(server.getApp().router.stack, gate);
+};
+
+const placeBodyCheck = (server) => {
   const stack = server.getApp().router.stack;
-  const index = stack.findIndex((layer) => layer.handle === gate);
-  stack.unshift(...stack.splice(index, 1));
+  const index = moveLayer(stack, checkBody, isExportRoute);
+  if (stack[index].handle !== checkBody || !isExportRoute(stack[index + 1])) {
+    throw new Error('[lockdown] The body check is not right before the export route.');
+  }
 };
 
 // --- start, as bin/cli.js does for a server
@@ -181,9 +198,10 @@ const start = async () => {
   options.server.ssl.enable = false;
   options.server.enable = true;
 
-  installGate(main.server, options.server.maxUploadSize || 3);
+  installGate(main.server);
   await main.initExport(options);
   await main.startServer(options.server);
+  placeBodyCheck(main.server);
 };
 
 start().catch((error) => {
