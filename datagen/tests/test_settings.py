@@ -1,0 +1,36 @@
+"""The settings rule: an unset or empty variable means the default; a bad value names the variable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from datagen_service.settings import DatagenEnv
+
+
+def test_every_variable_has_a_default_and_a_meaning() -> None:
+    for name, field in DatagenEnv.model_fields.items():
+        assert field.description, name
+        assert not field.is_required(), name
+
+
+def test_empty_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in DatagenEnv.model_fields:
+        monkeypatch.setenv(name.upper(), "")
+    assert DatagenEnv() == DatagenEnv.model_construct()
+    assert DatagenEnv().datagen_max_samples == 10_000_000
+
+
+def test_set_values_are_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAGEN_MAX_SAMPLES", " 500 ")
+    monkeypatch.setenv("DATAGEN_PG_JIT", "on")
+    monkeypatch.setenv("POSTGRES_HOST", "db.example")
+    env = DatagenEnv()
+    assert (env.datagen_max_samples, env.datagen_pg_jit, env.postgres_host) == (500, True, "db.example")
+
+
+@pytest.mark.parametrize("name, value", [("DATAGEN_MAX_SAMPLES", "many"), ("DATAGEN_HEAVY_SLOTS", "0")])
+def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        DatagenEnv()
