@@ -147,7 +147,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["series.parsers.JSONParser"],
     # Accept NaN/Infinity/1e999 in the body so that the error names the field
     # (interval, dt, end) instead of rejecting the whole body.
     "STRICT_JSON": False,

@@ -271,7 +271,7 @@ def test_health(api) -> None:
 
 
 def test_openapi_schema_is_served(api_nodb) -> None:
-    r = api_nodb.client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    r = api_nodb.client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
     schema = json.loads(r.content)
     assert "/api/v1/points" in schema["paths"] and "/api/v1/validate" in schema["paths"]
