@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from series.expressions import Binary, Call, Node, Num, Unary, Var
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """With TEST_SLOT (and no DATAGEN_TEST_DB), the slot's own database: suites of two slots never collide."""
+    from django.conf import settings
+
+    slot = os.environ.get("TEST_SLOT", "").strip()
+    if slot and not os.environ.get("DATAGEN_TEST_DB", "").strip():
+        settings.DATABASES["default"]["TEST"]["NAME"] = f"test_datagen_slot{slot}"
 
 
 class Api:
