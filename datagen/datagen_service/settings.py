@@ -2,16 +2,19 @@
 
 Every option is an environment variable, declared once in :class:`DatagenEnv` below
 with its type, default and meaning (pydantic-settings reads and checks them; the
-README's table lists the same). One rule for all of them: an unset or empty
-variable means the default; any other value must parse as the declared type, or
-the service refuses to start with an error that names the variable.
+README's table lists the same). One rule for all of them: an unset, empty or
+blank variable means the default; any other value (surrounding whitespace
+stripped) must parse as the declared type, or the service refuses to start with
+an error that names the variable.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -51,6 +54,15 @@ class DatagenEnv(BaseSettings):
     datagen_allowed_hosts: str = Field("*", description="comma-separated Django ALLOWED_HOSTS")
     datagen_log_level: str = Field("INFO", description="level of the service's log (stderr)")
     datagen_test_db: str = Field("test_datagen", description="database that the test suite creates and drops")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_means_default(cls, value: Any) -> Any:
+        # "" is already ignored (env_ignore_empty); "  " too. (Defaults are validated as
+        # well, and the empty default password must stay "".)
+        if isinstance(value, str) and value and not value.strip():
+            raise PydanticUseDefault()
+        return value
 
 
 try:

@@ -14,9 +14,10 @@ def test_every_variable_has_a_default_and_a_meaning() -> None:
         assert not field.is_required(), name
 
 
-def test_empty_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("value", ["", "  ", "\t"])
+def test_empty_or_blank_means_default(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     for name in DatagenEnv.model_fields:
-        monkeypatch.setenv(name.upper(), "")
+        monkeypatch.setenv(name.upper(), value)
     assert DatagenEnv() == DatagenEnv.model_construct()
     assert DatagenEnv().datagen_max_samples == 10_000_000
 
