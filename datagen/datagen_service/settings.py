@@ -6,6 +6,34 @@ README's table lists the same). One rule for all of them: an unset, empty or
 blank variable means the default; any other value (surrounding whitespace
 stripped) must parse as the declared type, or the service refuses to start with
 an error that names the variable.
+
+=================================  =====================  ==============================================
+Variable                           Default                Meaning
+=================================  =====================  ==============================================
+``POSTGRES_HOST``                  ``127.0.0.1``          PostgreSQL host
+``POSTGRES_PORT``                  ``5432``               PostgreSQL port
+``POSTGRES_DB``                    ``function_dashboard`` database name (datagen creates no tables)
+``POSTGRES_USER``                  ``postgres``           database role
+``POSTGRES_PASSWORD``              (empty)                its password
+``DATAGEN_STATEMENT_TIMEOUT_MS``   ``10000``              statement_timeout of every query, in ms
+``DATAGEN_CONN_MAX_AGE``           ``60``                 seconds a DB connection is reused
+``DATAGEN_PG_JIT``                 ``off``                PostgreSQL JIT for datagen's statements
+``DATAGEN_MAX_SAMPLES``            ``10000000``           most samples one series may have
+``DATAGEN_MAX_RAW_POINTS``         ``1000000``            most points returned without decimation
+``DATAGEN_MAX_WIDTH``              ``10000``              largest ``width`` (pixels) accepted
+``DATAGEN_MAX_COLUMN_SAMPLES``     ``100000``             most samples in one M4 pixel column
+``DATAGEN_MAX_EXPRESSION_LENGTH``  ``1000``               longest expression, in characters
+``DATAGEN_MAX_DEPTH``              ``64``                 deepest nesting of an expression
+``DATAGEN_HEAVY_SAMPLES``          ``1000000``            more samples than this: a heavy series
+``DATAGEN_HEAVY_SLOTS``            ``1``                  heavy series computed at once (all processes)
+``DATAGEN_RETRY_AFTER``            ``2``                  Retry-After seconds of a 503 busy answer
+``DATAGEN_SECRET_KEY``             (a dev-only key)       Django SECRET_KEY (datagen signs nothing)
+``DATAGEN_ALLOWED_HOSTS``          ``*``                  comma-separated Django ALLOWED_HOSTS
+``DATAGEN_LOG_LEVEL``              ``INFO``               level of the service's log (stderr)
+``DATAGEN_TEST_DB``                ``test_datagen``       database that the test suite creates and drops
+=================================  =====================  ==============================================
+
+The table is checked against :class:`DatagenEnv` by ``tests/test_settings.py``.
 """
 
 from __future__ import annotations

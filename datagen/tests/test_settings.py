@@ -35,3 +35,19 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: s
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.lower()):
         DatagenEnv()
+
+
+def test_the_docstring_table_lists_every_variable_with_its_default() -> None:
+    import re
+
+    import datagen_service.settings as module
+
+    rows = re.findall(r"^``([A-Z0-9_]+)``\s+(``[^`]*``|\([^)]*\))", module.__doc__, re.MULTILINE)
+    assert {name.lower() for name, _ in rows} == set(DatagenEnv.model_fields)
+    for name, default in rows:
+        value = DatagenEnv.model_fields[name.lower()].default
+        if default.startswith("``"):
+            shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+            assert default == f"``{shown}``", name
+        else:
+            assert default.startswith("("), name  # (empty), (a dev-only key)
