@@ -9,7 +9,13 @@ import json
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -64,6 +70,15 @@ class PointsView(APIView):
             ),
             504: OpenApiResponse(s.ErrorsSerializer, description="statement timeout"),
         },
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                int,
+                OpenApiParameter.HEADER,
+                response=[503],
+                description="with code busy: seconds to wait before asking again",
+            )
+        ],
         examples=[
             OpenApiExample(
                 "t + 2/t over a day, hourly, fixed end",

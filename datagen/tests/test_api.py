@@ -292,6 +292,14 @@ def test_the_answers_have_the_documented_shapes(api) -> None:
     request_body = schema["paths"]["/api/v1/validate"]["post"]["requestBody"]["content"]["application/json"]
     assert request_body["schema"] == {"$ref": "#/components/schemas/ValidateRequest"}
     assert {"expression", "interval", "dt"} == set(components["PointsRequest"]["required"])
+    assert "Retry-After" in schema["paths"]["/api/v1/points"]["post"]["responses"]["503"]["headers"]
+
+
+def test_the_openapi_document_is_valid_without_warnings(tmp_path) -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/points" in (tmp_path / "schema.yaml").read_text()
 
 
 def test_swagger_ui_is_served_locally(api_nodb) -> None:
