@@ -210,6 +210,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the drf-spectacular-sidecar package, served locally: nothing from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No "valid" badge fetched from validator.swagger.io: Swagger UI talks to datagen only.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

@@ -317,6 +317,7 @@ def test_swagger_ui_is_served_locally(api_nodb) -> None:
         assert served.status_code == 200, asset
         assert len(b"".join(served.streaming_content)) > 100
     assert "/api/v1/schema" in html
+    assert '"validatorUrl": null' in html  # no badge from validator.swagger.io
 
 
 def test_one_url_style_everything_under_api_v1(api_nodb) -> None:
