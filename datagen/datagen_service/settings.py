@@ -1,6 +1,11 @@
 """Settings of the datagen service: the only settings module.
 
-Every option comes from an environment variable with a default:
+Every option is an environment variable, declared once in :class:`DatagenEnv` below
+with its type, default and meaning (pydantic-settings reads and checks them; the
+README's table lists the same). One rule for all of them: an unset, empty or
+blank variable means the default; any other value (surrounding whitespace
+stripped) must parse as the declared type, or the service refuses to start with
+an error that names the variable.
 
 =================================  =====================  ==============================================
 Variable                           Default                Meaning
@@ -12,56 +17,107 @@ Variable                           Default                Meaning
 ``DATAGEN_POSTGRES_PASSWORD``      (empty)                its password
 ``DATAGEN_STATEMENT_TIMEOUT_MS``   ``10000``              statement_timeout of every query, in ms
 ``DATAGEN_CONN_MAX_AGE``           ``60``                 seconds a DB connection is reused
+``DATAGEN_PG_JIT``                 ``off``                PostgreSQL JIT for datagen's statements
 ``DATAGEN_MAX_SAMPLES``            ``10000000``           most samples one series may have
 ``DATAGEN_MAX_RAW_POINTS``         ``1000000``            most points returned without decimation
 ``DATAGEN_MAX_WIDTH``              ``10000``              largest ``width`` (pixels) accepted
+``DATAGEN_MAX_COLUMN_SAMPLES``     ``100000``             most samples in one M4 pixel column
 ``DATAGEN_MAX_EXPRESSION_LENGTH``  ``1000``               longest expression, in characters
 ``DATAGEN_MAX_DEPTH``              ``64``                 deepest nesting of an expression
-``DATAGEN_PG_JIT``                 ``off``                PostgreSQL JIT for datagen's statements
-``DATAGEN_SECRET_KEY``             (a dev-only key)       Django SECRET_KEY (set it in production)
-``DJANGO_DEBUG``                   ``0``                  ``1`` turns on Django's debug mode
+``DATAGEN_HEAVY_SAMPLES``          ``1000000``            more samples than this: a heavy series
+``DATAGEN_HEAVY_SLOTS``            ``1``                  heavy series computed at once (all processes)
+``DATAGEN_RETRY_AFTER``            ``2``                  Retry-After seconds of a 503 busy answer
+``DATAGEN_SECRET_KEY``             (a dev-only key)       Django SECRET_KEY (datagen signs nothing)
 ``DATAGEN_ALLOWED_HOSTS``          ``*``                  comma-separated Django ALLOWED_HOSTS
 ``DATAGEN_LOG_LEVEL``              ``INFO``               level of the service's log (stderr)
 ``DATAGEN_TEST_DB``                ``test_datagen``       database that the test suite creates and drops
 =================================  =====================  ==============================================
+
+The table is checked against :class:`DatagenEnv` by ``tests/test_settings.py``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class DatagenEnv(BaseSettings):
+    """The environment of the datagen service: variable = field name in upper case."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, case_sensitive=False, str_strip_whitespace=True)
+
+    postgres_host: str = Field("127.0.0.1", description="PostgreSQL host")
+    postgres_port: int = Field(5432, description="PostgreSQL port")
+    postgres_db: str = Field("function_dashboard", description="database name (datagen creates no tables)")
+    datagen_postgres_user: str = Field(
+        "datagen", description="database role (no table privileges; created by the admin's bootstrap)"
+    )
+    datagen_postgres_password: str = Field("", description="its password")
+    datagen_statement_timeout_ms: int = Field(10000, ge=1, description="statement_timeout of every query, in ms")
+    datagen_conn_max_age: int = Field(60, ge=0, description="seconds a database connection is reused")
+    datagen_pg_jit: bool = Field(False, description="PostgreSQL JIT for datagen's statements")
+    datagen_max_samples: int = Field(10_000_000, ge=1, description="most samples one series may have")
+    datagen_max_raw_points: int = Field(1_000_000, ge=1, description="most points returned without decimation")
+    datagen_max_width: int = Field(10_000, ge=1, description="largest width (pixels) accepted")
+    datagen_max_column_samples: int = Field(
+        100_000, ge=1, description="most samples in one M4 pixel column: width >= samples / this"
+    )
+    datagen_max_expression_length: int = Field(1000, ge=1, description="longest expression, in characters")
+    datagen_max_depth: int = Field(64, ge=1, description="deepest nesting of an expression")
+    datagen_heavy_samples: int = Field(
+        1_000_000, ge=0, description="a series with more samples than this is heavy (needs a heavy slot)"
+    )
+    datagen_heavy_slots: int = Field(
+        1, ge=1, description="heavy series computed at once, by all datagen processes on the database together"
+    )
+    datagen_retry_after: int = Field(2, ge=1, description="Retry-After seconds of a 503 busy answer")
+    datagen_secret_key: str = Field(
+        "datagen-dev-only-insecure-key-change-me", description="Django SECRET_KEY (datagen signs nothing)"
+    )
+    datagen_allowed_hosts: str = Field("*", description="comma-separated Django ALLOWED_HOSTS")
+    datagen_log_level: str = Field("INFO", description="level of the service's log (stderr)")
+    datagen_test_db: str = Field("test_datagen", description="database that the test suite creates and drops")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_means_default(cls, value: Any) -> Any:
+        # "" is already ignored (env_ignore_empty); "  " too. (Defaults are validated as
+        # well, and the empty default password must stay "".)
+        if isinstance(value, str) and value and not value.strip():
+            raise PydanticUseDefault()
+        return value
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else default
+try:
+    ENV = DatagenEnv()
+except ValidationError as exc:  # name the variable, not the field
+    from django.core.exceptions import ImproperlyConfigured
 
+    raise ImproperlyConfigured(f"datagen environment: {exc}") from None
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    return raw in ("1", "true", "yes", "on")
-
-
-SECRET_KEY = _env("DATAGEN_SECRET_KEY", "datagen-dev-only-insecure-key-change-me")
-DEBUG = _env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in _env("DATAGEN_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+SECRET_KEY = ENV.datagen_secret_key
+# Never on: datagen answers JSON only, and Django's debug page must never be an answer.
+DEBUG = False
+ALLOWED_HOSTS = [h.strip() for h in ENV.datagen_allowed_hosts.split(",") if h.strip()]
 
 INSTALLED_APPS = [
+    "django.contrib.staticfiles",  # Swagger UI's files (drf-spectacular-sidecar), served by WhiteNoise
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "series",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
 
@@ -77,29 +133,34 @@ TEMPLATES = [
     }
 ]
 
-DATAGEN_STATEMENT_TIMEOUT_MS = _env_int("DATAGEN_STATEMENT_TIMEOUT_MS", 10000)
-DATAGEN_PG_JIT = _env("DATAGEN_PG_JIT", "off")
+# Static files come straight from the installed apps (no collectstatic step):
+# WhiteNoise indexes them through Django's finders once at start-up.
+STATIC_URL = "/api/v1/static/"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
+
+DATAGEN_STATEMENT_TIMEOUT_MS = ENV.datagen_statement_timeout_ms
+DATAGEN_PG_JIT = ENV.datagen_pg_jit
 
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": _env("POSTGRES_HOST", "127.0.0.1"),
-        "PORT": _env("POSTGRES_PORT", "5432"),
-        "NAME": _env("POSTGRES_DB", "function_dashboard"),
-        # datagen's own least-privilege role (created by the admin's bootstrap).
-        "USER": _env("DATAGEN_POSTGRES_USER", "") or "datagen",
-        "PASSWORD": _env("DATAGEN_POSTGRES_PASSWORD", ""),
-        "CONN_MAX_AGE": _env_int("DATAGEN_CONN_MAX_AGE", 60),
+        "HOST": ENV.postgres_host,
+        "PORT": ENV.postgres_port,
+        "NAME": ENV.postgres_db,
+        "USER": ENV.datagen_postgres_user,
+        "PASSWORD": ENV.datagen_postgres_password,
+        "CONN_MAX_AGE": ENV.datagen_conn_max_age,
         "CONN_HEALTH_CHECKS": True,
         # pytest-django's database; its own name, so the other services' test runs
         # (which use test_<POSTGRES_DB>) can run at the same time.
-        "TEST": {"NAME": _env("DATAGEN_TEST_DB", "test_datagen")},
+        "TEST": {"NAME": ENV.datagen_test_db},
         "OPTIONS": {
             # Session settings sent at connect time, so every statement is bounded
             # and each series is still a single statement.
             "options": (
                 f"-c statement_timeout={DATAGEN_STATEMENT_TIMEOUT_MS}"
-                f" -c jit={'on' if DATAGEN_PG_JIT.lower() in ('1', 'on', 'true') else 'off'}"
+                f" -c jit={'on' if DATAGEN_PG_JIT else 'off'}"
                 " -c extra_float_digits=1"
             ),
             "application_name": "datagen",
@@ -107,11 +168,15 @@ DATABASES = {
     }
 }
 
-DATAGEN_MAX_SAMPLES = _env_int("DATAGEN_MAX_SAMPLES", 10_000_000)
-DATAGEN_MAX_RAW_POINTS = _env_int("DATAGEN_MAX_RAW_POINTS", 1_000_000)
-DATAGEN_MAX_WIDTH = _env_int("DATAGEN_MAX_WIDTH", 10_000)
-DATAGEN_MAX_EXPRESSION_LENGTH = _env_int("DATAGEN_MAX_EXPRESSION_LENGTH", 1000)
-DATAGEN_MAX_DEPTH = _env_int("DATAGEN_MAX_DEPTH", 64)
+DATAGEN_MAX_SAMPLES = ENV.datagen_max_samples
+DATAGEN_MAX_RAW_POINTS = ENV.datagen_max_raw_points
+DATAGEN_MAX_WIDTH = ENV.datagen_max_width
+DATAGEN_MAX_COLUMN_SAMPLES = ENV.datagen_max_column_samples
+DATAGEN_MAX_EXPRESSION_LENGTH = ENV.datagen_max_expression_length
+DATAGEN_MAX_DEPTH = ENV.datagen_max_depth
+DATAGEN_HEAVY_SAMPLES = ENV.datagen_heavy_samples
+DATAGEN_HEAVY_SLOTS = ENV.datagen_heavy_slots
+DATAGEN_RETRY_AFTER = ENV.datagen_retry_after
 
 # Requests carry one expression and a few numbers; refuse big bodies early.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -124,7 +189,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["series.parsers.JSONParser"],
     # Accept NaN/Infinity/1e999 in the body so that the error names the field
     # (interval, dt, end) instead of rejecting the whole body.
     "STRICT_JSON": False,
@@ -132,6 +197,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "NON_FIELD_ERRORS_KEY": "body",
     "EXCEPTION_HANDLER": "series.errors.exception_handler",
 }
 
@@ -144,12 +210,18 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package, served locally: nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    # No "valid" badge fetched from validator.swagger.io: Swagger UI talks to datagen only.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["stderr"], "level": _env("DATAGEN_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["stderr"], "level": ENV.datagen_log_level},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -1,12 +1,33 @@
-"""Error bodies: every error is ``{"errors": [{"field", "code", "message", ["position"]}]}``."""
+"""Error bodies: every error is ``{"errors": [{"field", "code", "message", ["position"]}]}``.
+
+:func:`exception_handler` (DRF's ``EXCEPTION_HANDLER``) is the one place where an
+exception becomes an answer: serializer errors (400), DRF's own (415, 405, 413, 400
+for bad JSON), the busy limit (503 with Retry-After), and PostgreSQL's errors
+(422 math, 504 timeout, 503 unavailable). The JSON handlers at the end answer what
+never reaches a view (404, and 500 for a bug: a JSON body, never Django's page).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
+
+from .queries import NonFiniteResult
+from .slots import Busy
+
+log = logging.getLogger(__name__)
+
+# SQLSTATE class 22 = "data exception": division by zero, invalid argument for
+# logarithm / power / sqrt, numeric value out of range, ...
+_MATH_ERROR_CLASS = "22"
+_QUERY_CANCELED = "57014"
 
 
 def error(field: str, code: str, message: str, position: int | None = None) -> dict[str, Any]:
@@ -20,6 +41,23 @@ def error_response(errors: list[dict[str, Any]], status: int) -> JsonResponse:
     return JsonResponse({"errors": errors}, status=status)
 
 
+def validation_errors(detail: dict[str, Any]) -> list[dict[str, Any]]:
+    """``serializer.errors`` as the error list: one item per problem, in field order.
+
+    A field's detail is a list of ``ErrorDetail`` (message + code), or for the
+    expression a mapping ``{"message", "position"}`` (see ExpressionField)."""
+    items: list[dict[str, Any]] = []
+    for field, problems in detail.items():
+        if isinstance(problems, dict):
+            message = problems["message"]
+            position = problems.get("position")
+            items.append(error(field, message.code, str(message), None if position is None else int(position)))
+            continue
+        for problem in problems if isinstance(problems, list) else [problems]:
+            items.append(error(field, getattr(problem, "code", "invalid"), str(problem)))
+    return items
+
+
 _DRF_CODES: dict[type[Exception], tuple[str, str]] = {
     drf_exceptions.ParseError: ("body", "not_json"),
     drf_exceptions.UnsupportedMediaType: ("body", "unsupported_media_type"),
@@ -28,8 +66,37 @@ _DRF_CODES: dict[type[Exception], tuple[str, str]] = {
 }
 
 
+def _database_error(exc: DatabaseError) -> Response:
+    cause = exc.__cause__
+    pgcode = getattr(cause, "pgcode", None) or ""
+    diag = getattr(cause, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(cause or exc)).strip()
+    if pgcode.startswith(_MATH_ERROR_CLASS):
+        return Response({"errors": [error("expression", "math_error", message)]}, status=422)
+    if pgcode == _QUERY_CANCELED:
+        timeout = settings.DATAGEN_STATEMENT_TIMEOUT_MS
+        message = f"the series took longer than {timeout} ms to compute ({message})"
+        return Response({"errors": [error("expression", "timeout", message)]}, status=504)
+    log.exception("database error")
+    return Response({"errors": [error("database", "unavailable", message)]}, status=503)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler that answers in the service's error format."""
+    if isinstance(exc, drf_exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"body": exc.detail}
+        return Response({"errors": validation_errors(detail)}, status=400)
+    if isinstance(exc, RequestDataTooBig):  # Django's own check of Content-Length, when DRF reads the body
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response({"errors": [error("body", "too_large", f"the body is larger than {limit} bytes")]}, status=413)
+    if isinstance(exc, Busy):
+        return Response(
+            {"errors": [error("server", "busy", str(exc))]}, status=503, headers={"Retry-After": str(exc.retry_after)}
+        )
+    if isinstance(exc, NonFiniteResult):
+        return Response({"errors": [error("expression", "math_error", str(exc))]}, status=422)
+    if isinstance(exc, DatabaseError):
+        return _database_error(exc)
     if isinstance(exc, drf_exceptions.APIException):
         field, code = "body", str(getattr(exc, "default_code", "error"))
         for cls, (f, c) in _DRF_CODES.items():
@@ -44,4 +111,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if view is not None:
                 headers["Allow"] = ", ".join(view.allowed_methods)
         return Response({"errors": [error(field, code, message)]}, status=exc.status_code, headers=headers)
-    return None  # anything else is a bug in this service: let Django answer 500
+    return None  # anything else is a bug in this service: handler500 answers
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response([error("path", "not_found", f"no such resource: {request.path}")], 404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return error_response([error("server", "internal_error", "datagen failed; the log has the details")], 500)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response([error("request", "bad_request", "the request is malformed")], 400)

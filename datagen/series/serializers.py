@@ -1,33 +1,237 @@
-"""Serializers that document the API in the OpenAPI schema.
+"""The API's shapes: these serializers validate every request and are the OpenAPI schema.
 
-Validation itself is done in :mod:`series.views` so that every problem gets a
-precise machine-readable code; these classes describe the shapes.
+Each field error carries a machine-readable code (``required``, ``invalid``,
+``not_finite``, ``not_positive``, ``out_of_range``, the compiler's codes, ...);
+:func:`series.errors.exception_handler` turns ``serializer.errors`` into the
+service's error body. All field errors of a request are reported together; the
+checks that need several fields (the sample limits) run in ``validate`` once
+every field is valid, as DRF does.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
+
+from .expressions import Compiled, ExpressionError, compile_expression
+from .queries import SECONDS_PER_DAY, sample_count
 
 
-class PointsRequestSerializer(serializers.Serializer):
-    expression = serializers.CharField(help_text="f(t) in the datagen expression language, e.g. 't + 2/t' or 'sin(t)'")
-    interval = serializers.FloatField(help_text="depth of the period in days (> 0, finite)")
-    dt = serializers.FloatField(help_text="step in hours (> 0, finite)")
-    end = serializers.FloatField(
+@dataclass(frozen=True)
+class SeriesRequest:
+    """A valid series request: what /points computes and /validate checks."""
+
+    compiled: Compiled
+    interval: float
+    dt: float
+    end: float
+    width: int | None
+    samples: int
+
+    @property
+    def decimated(self) -> bool:
+        return self.width is not None and self.samples > 4 * self.width
+
+
+# ------------------------------------------------------------------ fields
+
+
+class _JSONValueField(serializers.Field):
+    """A field that takes JSON values as they are (no coercion of strings or booleans).
+
+    ``null`` counts as missing, and the messages name the field and its unit."""
+
+    unit = ""
+
+    def __init__(self, *, unit: str = "", **kwargs: Any) -> None:
+        self.unit = unit
+        super().__init__(**kwargs)
+
+    def bind(self, field_name: str, parent: serializers.BaseSerializer) -> None:
+        super().bind(field_name, parent)
+        unit = f" ({self.unit})" if self.unit else ""
+        self.error_messages = {
+            code: str(message).replace("{field}", field_name).replace("{unit}", unit)
+            for code, message in self.error_messages.items()
+        }
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None and not self.allow_null:
+            data = empty  # a null required field is reported as missing
+        return super().validate_empty_values(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class NumberField(_JSONValueField):
+    """A finite JSON number (not a string, not a boolean), optionally > 0."""
+
+    default_error_messages = {
+        "required": "{field}{unit} is required",
+        "invalid": "{field} must be a number{unit}",
+        "not_finite": "{field} must be a finite number",
+        "not_positive": "{field} must be greater than zero",
+    }
+
+    def __init__(self, *, positive: bool = False, **kwargs: Any) -> None:
+        self.positive = positive
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        try:
+            number = float(data)
+        except OverflowError:  # an int too large for a double
+            number = math.inf
+        if not math.isfinite(number):
+            self.fail("not_finite")
+        if self.positive and number <= 0:
+            self.fail("not_positive")
+        return number
+
+
+@extend_schema_field({"type": "integer", "minimum": 1})
+class WidthField(_JSONValueField):
+    """Pixels: a JSON integer in 1..DATAGEN_MAX_WIDTH (read at each request)."""
+
+    default_error_messages = {
+        "invalid": "{field} must be an integer{unit}",
+        "out_of_range": "{field} must be between 1 and {max_width}",
+    }
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        if not 1 <= data <= settings.DATAGEN_MAX_WIDTH:
+            self.fail("out_of_range", max_width=settings.DATAGEN_MAX_WIDTH)
+        return data
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ExpressionField(_JSONValueField):
+    """f(t) compiled by the whitelist compiler; the result is a :class:`Compiled`.
+
+    A compiler error becomes ``{"message", "position"}`` with the compiler's code
+    (``syntax``, ``unknown_name``, ...), so the error body can give the position."""
+
+    default_error_messages = {
+        "required": "{field} is required",
+        "invalid": "{field} must be a string",
+    }
+
+    def to_internal_value(self, data: Any) -> Compiled:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            return compile_expression(
+                data, max_length=settings.DATAGEN_MAX_EXPRESSION_LENGTH, max_depth=settings.DATAGEN_MAX_DEPTH
+            )
+        except ExpressionError as exc:
+            if exc.position is None:
+                raise serializers.ValidationError(exc.message, code=exc.code) from None
+            raise serializers.ValidationError(
+                {"message": exc.message, "position": exc.position}, code=exc.code
+            ) from None
+
+
+# ------------------------------------------------------------------ requests
+
+
+class _RequestSerializer(serializers.Serializer):
+    """A request body: a JSON object, or a 400 ``not_an_object`` on ``body``."""
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if data is not empty and not isinstance(data, Mapping):
+            raise serializers.ValidationError({"body": ["the body must be a JSON object"]}, code="not_an_object")
+        return super().run_validation(data)
+
+
+class ExpressionRequestSerializer(_RequestSerializer):
+    expression = ExpressionField(help_text="f(t) in the datagen expression language, e.g. 't + 2/t' or 'sin(t)'")
+
+    def validate(self, attrs: dict[str, Any]) -> Compiled:
+        return attrs["expression"]
+
+
+class PointsRequestSerializer(ExpressionRequestSerializer):
+    interval = NumberField(positive=True, unit="days", help_text="depth of the period in days (> 0, finite)")
+    dt = NumberField(positive=True, unit="hours", help_text="step in hours (> 0, finite)")
+    end = NumberField(
+        unit="unix seconds",
         required=False,
         allow_null=True,
         help_text="end of the period, unix seconds; default: now (for reproducible results pass it)",
     )
-    width = serializers.IntegerField(
+    width = WidthField(
+        unit="pixels",
         required=False,
         allow_null=True,
-        min_value=1,
-        help_text="target chart width in pixels; with more than 4*width samples the "
+        help_text="target chart width in pixels (1..DATAGEN_MAX_WIDTH, and at least "
+        "samples / DATAGEN_MAX_COLUMN_SAMPLES); with more than 4*width samples the "
         "series is M4-decimated (first, last, min, max per pixel column)",
     )
 
+    def validate(self, attrs: dict[str, Any]) -> SeriesRequest:  # type: ignore[override]
+        """The limits that depend on several fields, once every field is valid."""
+        interval, dt, width = attrs["interval"], attrs["dt"], attrs.get("width")
+        end = attrs.get("end")
+        if end is None:
+            end = time.time()
+        n = sample_count(interval, dt)
+        decimated = width is not None and n > 4 * width
+        max_samples = settings.DATAGEN_MAX_SAMPLES
+        max_raw = settings.DATAGEN_MAX_RAW_POINTS
+        max_column = settings.DATAGEN_MAX_COLUMN_SAMPLES
+        given = f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples"
+        if n > max_samples:
+            fail("dt", "too_many_samples", f"{given}; the limit is {max_samples}")
+        if not decimated and n > max_raw:
+            fail(
+                "dt",
+                "too_many_samples",
+                f"{given}; at most {max_raw} are returned raw - pass width to get the M4 decimation",
+            )
+        if decimated and n > width * max_column:
+            least = math.ceil(n / max_column)
+            fail(
+                "width",
+                "out_of_range",
+                f"{given}; width must be at least {least} (at most {max_column} per pixel column)",
+            )
+        if not math.isfinite(end - interval * SECONDS_PER_DAY):
+            fail("interval", "out_of_range", "end - interval reaches beyond double precision")
+        return SeriesRequest(attrs["expression"], interval, dt, end, width, int(n))
 
-class PointsResponseSerializer(serializers.Serializer):
+
+def fail(field: str, code: str, message: str) -> None:
+    raise serializers.ValidationError({field: [message]}, code=code)
+
+
+def validate_request_serializer(data: Any) -> serializers.Serializer:
+    """/validate checks the whole series request when ``interval`` or ``dt`` is given, else the expression."""
+    if isinstance(data, Mapping) and ("interval" in data or "dt" in data):
+        return PointsRequestSerializer(data=data)
+    return ExpressionRequestSerializer(data=data)
+
+
+# ------------------------------------------------------------------ responses
+
+
+class PointsHeadSerializer(serializers.Serializer):
+    """Every member of a /points answer except ``points`` (which PostgreSQL writes)."""
+
     expression = serializers.CharField()
     interval = serializers.FloatField()
     dt = serializers.FloatField()
@@ -36,26 +240,19 @@ class PointsResponseSerializer(serializers.Serializer):
     samples = serializers.IntegerField(help_text="samples in the series: floor(interval*24/dt + 1e-9) + 1")
     count = serializers.IntegerField(help_text="points returned")
     decimated = serializers.BooleanField(help_text="true when M4 was applied")
+
+
+class PointsResponseSerializer(PointsHeadSerializer):
     points = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
         help_text="[[x, y], ...] ordered by x; x = sample time t (unix seconds)",
     )
 
 
-class ValidateRequestSerializer(serializers.Serializer):
-    expression = serializers.CharField()
-    interval = serializers.FloatField(
-        required=False, help_text="days; with dt, the whole series request is checked (sample limits too)"
-    )
-    dt = serializers.FloatField(required=False, help_text="hours")
-    width = serializers.IntegerField(required=False, allow_null=True, help_text="pixels, as for /points")
-    end = serializers.FloatField(required=False, allow_null=True, help_text="unix seconds, as for /points")
-
-
 class ValidateResponseSerializer(serializers.Serializer):
     expression = serializers.CharField()
     valid = serializers.BooleanField()
-    samples = serializers.FloatField(required=False, help_text="samples of the series, when interval and dt given")
+    samples = serializers.IntegerField(required=False, help_text="samples of the series, when interval or dt given")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -63,8 +260,8 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(
         help_text="syntax, unknown_name, unknown_function, wrong_arguments, too_long, "
         "too_deep, number_out_of_range, required, invalid, not_finite, "
-        "not_positive, out_of_range, too_many_samples, not_an_object, not_json, "
-        "unsupported_media_type, math_error, timeout"
+        "not_positive, out_of_range, too_many_samples, not_an_object, not_json, too_large, "
+        "unsupported_media_type, method_not_allowed, math_error, timeout, busy, unavailable"
     )
     message = serializers.CharField()
     position = serializers.IntegerField(required=False, help_text="0-based character offset in the expression")

@@ -17,12 +17,17 @@ from series.expressions import Binary, Call, Node, Num, Unary, Var
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """These tests create and drop their own database, which datagen's least-privilege
     role (DATAGEN_POSTGRES_USER) may not: they connect as the cluster's admin role.
-    The system tests (tests/test_security_db.py) run datagen as its own role."""
+    The system tests (tests/test_security_db.py) run datagen as its own role.
+    With TEST_SLOT (and no DATAGEN_TEST_DB), the slot's own database: suites of two
+    slots never collide."""
     from django.conf import settings
 
     database = settings.DATABASES["default"]
     database["USER"] = os.environ.get("POSTGRES_USER", "").strip() or "postgres"
     database["PASSWORD"] = os.environ.get("POSTGRES_PASSWORD", "")
+    slot = os.environ.get("TEST_SLOT", "").strip()
+    if slot and not os.environ.get("DATAGEN_TEST_DB", "").strip():
+        database["TEST"]["NAME"] = f"test_datagen_slot{slot}"
 
 
 class Api:

@@ -271,9 +271,57 @@ def test_health(api) -> None:
 
 
 def test_openapi_schema_is_served(api_nodb) -> None:
-    r = api_nodb.client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    r = api_nodb.client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
     schema = json.loads(r.content)
     assert "/api/v1/points" in schema["paths"] and "/api/v1/validate" in schema["paths"]
     props = schema["components"]["schemas"]["PointsRequest"]["properties"]
     assert {"expression", "interval", "dt", "end", "width"} <= set(props)
+
+
+def test_the_answers_have_the_documented_shapes(api) -> None:
+    schema = json.loads(api.client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").content)
+    components = schema["components"]["schemas"]
+    points = api.points(**GOOD).json()
+    assert set(points) == set(components["PointsResponse"]["properties"])
+    assert set(components["PointsResponse"]["required"]) == set(points)
+    validate = api.post("/api/v1/validate", {**GOOD, "width": 10}).json()
+    assert set(validate) == set(components["ValidateResponse"]["properties"])
+    error = api.points(expression="sin(t").json()["errors"][0]
+    assert set(error) <= set(components["Error"]["properties"])
+    request_body = schema["paths"]["/api/v1/validate"]["post"]["requestBody"]["content"]["application/json"]
+    assert request_body["schema"] == {"$ref": "#/components/schemas/ValidateRequest"}
+    assert {"expression", "interval", "dt"} == set(components["PointsRequest"]["required"])
+    assert "Retry-After" in schema["paths"]["/api/v1/points"]["post"]["responses"]["503"]["headers"]
+
+
+def test_the_openapi_document_is_valid_without_warnings(tmp_path) -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/points" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_swagger_ui_is_served_locally(api_nodb) -> None:
+    import re
+
+    r = api_nodb.client.get("/api/v1/docs")
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert not re.search(r"https?://|//cdn|unpkg|jsdelivr", html), "Swagger UI must load nothing from elsewhere"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/api/v1/static/drf_spectacular_sidecar/"), asset
+        served = api_nodb.client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(b"".join(served.streaming_content)) > 100
+    assert "/api/v1/schema" in html
+    assert '"validatorUrl": null' in html  # no badge from validator.swagger.io
+
+
+def test_one_url_style_everything_under_api_v1(api_nodb) -> None:
+    from django.urls import get_resolver
+
+    routes = {str(p.pattern) for p in get_resolver().url_patterns}
+    assert routes == {"api/v1/points", "api/v1/validate", "api/v1/schema", "api/v1/docs", "health"}
