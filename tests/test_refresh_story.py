@@ -12,7 +12,7 @@ from PIL import Image
 
 from functions import selectors, services
 from functions.models import Function
-from pipeline import status
+from pipeline import jobs, status
 from pipeline.celery import PERSIST_TASK, app
 from tests.stack import http_ok, wait_until
 
@@ -89,7 +89,7 @@ def test_an_older_result_never_overwrites_a_newer_one(stack):
     png = base64.b64encode(Image.new("RGB", (4, 4)).tobytes()).decode()
 
     def job(run_id: str, end: float) -> dict:
-        return {"function_id": row.pk, "run_id": run_id, "batch_id": None, "png": png, "end": end, "trace": {}}
+        return {**jobs.new_job(row.pk, run_id, row.expression, row.interval, row.dt), "png": png, "end": end}
 
     # The newer run finishes first; the older one arrives afterwards, through the real persist worker.
     assert _persist(job(newer, 2_000_000_000.0))["stored"] is True
@@ -163,7 +163,7 @@ def test_a_run_whose_work_was_lost_is_marked_failed_with_the_reason(stack):
     long_ago = row.created_at.replace(year=row.created_at.year - 1)
     Function.objects.filter(pk=row.pk).update(run_id=lost, state=Function.State.QUEUED, queued_at=long_ago)
     batch = uuid.uuid4().hex
-    status.start_runs([(row.pk, str(lost))], batch)
+    status.start_runs([(row.pk, str(lost), long_ago.timestamp())], batch)
     status.client().hset(f"fd:row:{row.pk}", "updated", long_ago.timestamp())  # no stage reported since
     assert services.fail_stalled_runs() == 1
     row.refresh_from_db()
@@ -180,8 +180,9 @@ def test_a_long_run_that_still_reports_progress_is_left_alone(stack):
     run = uuid.uuid4()
     long_ago = row.created_at.replace(year=row.created_at.year - 1)
     Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED, queued_at=long_ago)
-    status.start_runs([(row.pk, str(run))], None)
-    status.set_state(row.pk, str(run), status.RENDERING)  # e.g. retrying a busy export server just now
+    status.start_runs([(row.pk, str(run), long_ago.timestamp())], None)
+    # e.g. retrying a busy export server just now
+    status.begin(row.pk, str(run), long_ago.timestamp(), None, status.RENDERING, "test")
     assert services.fail_stalled_runs() == 0
     row.refresh_from_db()
     assert row.state == Function.State.QUEUED
