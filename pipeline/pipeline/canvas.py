@@ -1,4 +1,4 @@
-"""Build and start the refresh of functions: a parallel group of chains.
+"""Build and start the refresh of functions: one chain per row, all sent at once.
 
 This is the pipeline's public entry point for the admin::
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import chain, group
+from celery import chain
 from celery.canvas import Signature
 
 from pipeline import settings, status
@@ -40,7 +40,7 @@ def refresh_chain(job: Job) -> Signature:
 
 
 def start_refresh(jobs: list[Job]) -> None:
-    """Mark the rows queued in Redis and send their chains as one parallel group.
+    """Mark the rows queued in Redis and send their chains (they run in parallel).
 
     The jobs of one call form one batch (they share ``batch_id``). Redis being
     down does not stop the send (the stages record the status); the broker
@@ -51,7 +51,11 @@ def start_refresh(jobs: list[Job]) -> None:
     batch_id = jobs[0]["batch_id"]
     status.start_runs(((job["function_id"], job["run_id"], job["queued_at"]) for job in jobs), batch_id)
     try:
-        group(refresh_chain(job) for job in jobs).apply_async(ignore_result=True)
+        # One chain per row over one producer connection. Not a Celery group:
+        # a group subscribes to every result in the result backend as it sends.
+        with app.producer_or_acquire() as producer:
+            for job in jobs:
+                refresh_chain(job).apply_async(producer=producer)
     except Exception as exc:  # kombu's OperationalError, socket errors, ...
         raise SendFailed(f"the message broker ({_broker()}) did not take the work: {exc}") from exc
 
