@@ -143,8 +143,9 @@ class Faults:
     def wait_for_progress(self, ids: list[int], done: int = 1, timeout: float = 60) -> None:
         """Until ``done`` rows of this refresh are stored (the batch is running)."""
         wait_until(
-            lambda: sum(r["state"] == "done" and r["result_run"] == r["run_id"] for r in self.rows(ids).values())
-            >= done,
+            lambda: (
+                sum(r["state"] == "done" and r["result_run"] == r["run_id"] for r in self.rows(ids).values()) >= done
+            ),
             timeout,
             "the batch to be under way",
             poll=0.1,
@@ -328,8 +329,7 @@ def test_work_really_lost_is_failed_by_the_beat_sweep_with_the_reason(faults):
     """A run queued in the database whose message is gone: the sweep (run by beat) fails it."""
     (pk,) = faults.make_rows(1)
     faults.query(
-        "UPDATE functions_function SET state = 'queued', run_id = gen_random_uuid(), queued_at = now()"
-        " WHERE id = %s",
+        "UPDATE functions_function SET state = 'queued', run_id = gen_random_uuid(), queued_at = now() WHERE id = %s",
         (pk,),
     )
     rows = faults.settle([pk], float(ENV["STALLED_AFTER_SECONDS"]) + 20)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from functions import selectors, services
 from functions.models import Function
-from pipeline import jobs, status
+from pipeline import canvas, jobs, status
 from pipeline.celery import PERSIST_TASK, app
 from tests.stack import http_ok, wait_until
 
@@ -186,3 +186,66 @@ def test_a_long_run_that_still_reports_progress_is_left_alone(stack):
     assert services.fail_stalled_runs() == 0
     row.refresh_from_db()
     assert row.state == Function.State.QUEUED
+
+
+def test_an_edit_racing_a_refresh_never_clobbers_the_stored_result_or_the_newer_run(stack):
+    (row,) = make_rows(1)
+    services.refresh_functions([row])
+    stale = Function.objects.get(pk=row.pk)  # the edit form loads the row while its run is in flight
+    (stored,) = wait_for_runs([row.pk], 60)
+    assert stale.result_run is None and stored.result_run is not None
+
+    services.update_function(stale.pk, dt=stale.dt + 1)  # saved from the form loaded earlier
+    edited = Function.objects.get(pk=row.pk)
+    assert edited.result_run == stored.result_run and edited.chart is not None  # the result is kept
+    assert edited.run_id != stored.run_id and edited.state == Function.State.QUEUED  # a new run for the edit
+    assert edited.dt == stale.dt + 1
+    (settled,) = wait_for_runs([row.pk], 60)
+    assert settled.result_run == edited.run_id
+    assert_chart(settled)
+
+    # An edit and a refresh at the same moment: the row ends with the newest run's chart.
+    services.refresh_functions([settled])
+    services.update_function(row.pk, expression="sin(t) + 1")
+    (final,) = wait_for_runs([row.pk], 60)
+    assert final.expression == "sin(t) + 1"
+    assert_chart(final)
+    assert services.update_function(row.pk, expression=" sin(t) + 1 ").run_id == final.run_id  # no change, no run
+
+
+def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(stack):
+    (row,) = make_rows(1)
+    older, newer = str(uuid.uuid4()), str(uuid.uuid4())
+    now = time.time()
+    Function.objects.filter(pk=row.pk).update(run_id=newer, state=Function.State.QUEUED)
+    batch = uuid.uuid4().hex
+    status.start_runs([(row.pk, older, now)], batch)  # the older run's batch
+    status.start_runs([(row.pk, newer, now + 1)], None)  # a newer run took the row
+    job = jobs.new_job(row.pk, older, row.expression, row.interval, row.dt, batch, now)
+    canvas.refresh_chain(job).apply_async()
+
+    def counted():
+        (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
+        return progress if not progress.running else None
+
+    progress = wait_until(counted, 30, "the older run to be counted")
+    assert (progress.done, progress.failed, progress.superseded, progress.total) == (0, 0, 1, 1)
+    assert status.row_states([row.pk])[row.pk].state == status.QUEUED  # no stage of the older run reported
+    row.refresh_from_db()
+    assert row.result_run is None and row.state == Function.State.QUEUED  # nothing stored for it
+
+
+def test_two_overlapping_batches_count_every_run_once(stack):
+    rows = make_rows(8)
+    services.refresh_functions(rows)
+    services.refresh_functions(Function.objects.filter(pk__in=[r.pk for r in rows]))
+    for row in wait_for_runs([r.pk for r in rows], 120):
+        assert_chart(row)
+
+    def both_finished():
+        batches = selectors.recent_batches(2)
+        return batches if all(not b.running for b in batches) else None
+
+    second, first = wait_until(both_finished, 30, "both batches to finish")
+    assert (second.done, second.failed, second.superseded) == (8, 0, 0)
+    assert first.failed == 0 and first.done + first.superseded == 8  # discarded runs are not "done"
