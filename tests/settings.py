@@ -28,6 +28,8 @@ TEST_ENV = {
     "PERSIST_CONCURRENCY": "2",
     "PIPELINE_MAX_RETRIES": "50",
     "PIPELINE_RETRY_BACKOFF": "0.5",
+    # Batches of more than 10 rows take the fan-out path (one message, sent on by the points worker).
+    "PIPELINE_FANOUT_OVER": "10",
     "ADD_WAIT_SECONDS": "30",
     "CELERY_LOG_LEVEL": "WARNING",
 }

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Func, UUIDField
 from django.utils import timezone
 
 from functions.models import Function
@@ -64,7 +65,7 @@ def update_function(pk: int, **changes: Any) -> Function:
 
 
 def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | None:
-    """Give each function a new run and send one group of chains, after commit.
+    """Give each function a new run (in PostgreSQL) and send one chain per row, after commit.
 
     The newest run of a row is the one whose result is stored: an older run
     still in flight stops at its next stage or, at the latest, is discarded by
@@ -76,11 +77,20 @@ def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | No
         return None
     batch_id = uuid.uuid4().hex if batch else None
     now = timezone.now()
+    pks = [function.pk for function in functions]
+    with transaction.atomic():
+        # One UPDATE for any number of rows: PostgreSQL draws the run ids.
+        Function.objects.filter(pk__in=pks).update(
+            run_id=Func(function="gen_random_uuid", output_field=UUIDField()),
+            queued_at=now,
+            state=Function.State.QUEUED,
+        )
+        runs = dict(Function.objects.filter(pk__in=pks).values_list("pk", "run_id"))
     to_send = []
     for function in functions:
-        function.run_id = uuid.uuid4()
-        function.queued_at = now
-        function.state = Function.State.QUEUED
+        if function.pk not in runs:
+            continue  # deleted meanwhile
+        function.run_id, function.queued_at, function.state = runs[function.pk], now, Function.State.QUEUED
         to_send.append(
             jobs.new_job(
                 function.pk,
@@ -92,7 +102,6 @@ def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | No
                 now.timestamp(),
             )
         )
-    Function.objects.bulk_update(functions, ["run_id", "queued_at", "state"])
     transaction.on_commit(lambda: send_runs(to_send))
     return batch_id
 

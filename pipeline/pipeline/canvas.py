@@ -14,7 +14,7 @@ from celery import chain
 from celery.canvas import Signature
 
 from pipeline import settings, status
-from pipeline.celery import PERSIST_TASK, POINTS_TASK, RENDER_TASK, app
+from pipeline.celery import PERSIST_TASK, POINTS_TASK, RENDER_TASK, SEND_TASK, app
 from pipeline.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,25 @@ def start_refresh(jobs: list[Job]) -> None:
     batch_id = jobs[0]["batch_id"]
     status.start_runs(((job["function_id"], job["run_id"], job["queued_at"]) for job in jobs), batch_id)
     try:
-        # One chain per row over one producer connection. Not a Celery group:
-        # a group subscribes to every result in the result backend as it sends.
-        with app.producer_or_acquire() as producer:
-            for job in jobs:
-                refresh_chain(job).apply_async(producer=producer)
+        if len(jobs) > settings.FANOUT_OVER:
+            # A big batch is one message: the points worker sends its chains
+            # (about 3 ms each), so the user's request answers at once.
+            app.signature(SEND_TASK, args=(jobs,), task_id=f"{batch_id}.send", ignore_result=True).apply_async()
+        else:
+            send_chains(jobs)
     except Exception as exc:  # kombu's OperationalError, socket errors, ...
         raise SendFailed(f"the message broker ({_broker()}) did not take the work: {exc}") from exc
+
+
+def send_chains(jobs: list[Job]) -> None:
+    """Send one chain per job over one producer connection.
+
+    Not a Celery group: a group subscribes to every result in the result
+    backend as it sends, which would make sending depend on Redis.
+    """
+    with app.producer_or_acquire() as producer:
+        for job in jobs:
+            refresh_chain(job).apply_async(producer=producer)
 
 
 def _broker() -> str:

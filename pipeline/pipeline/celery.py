@@ -19,6 +19,8 @@ from pipeline.errors import TransientFailure
 POINTS_TASK = "pipeline.generate_points"
 RENDER_TASK = "pipeline.render_chart"
 PERSIST_TASK = "pipeline.persist_chart"
+# Sends the chains of a big batch (see pipeline.canvas), run by the points worker.
+SEND_TASK = "pipeline.send_chains"
 # Implemented by the admin too: marks runs that stopped making progress as failed.
 SWEEP_TASK = "pipeline.fail_stalled_runs"
 
@@ -80,6 +82,7 @@ app.conf.update(
     task_default_exchange_type=_exchange.type,
     task_routes={
         POINTS_TASK: {"queue": settings.POINTS_QUEUE, "routing_key": settings.POINTS_QUEUE},
+        SEND_TASK: {"queue": settings.POINTS_QUEUE, "routing_key": settings.POINTS_QUEUE},
         RENDER_TASK: {"queue": settings.RENDER_QUEUE, "routing_key": settings.RENDER_QUEUE},
         PERSIST_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
         SWEEP_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},

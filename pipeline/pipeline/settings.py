@@ -17,6 +17,7 @@
 | PIPELINE_MAX_DELIVERIES       | 3                                    | deliveries before a message is parked |
 | PIPELINE_REDIS_TIMEOUT        | 1                                    | seconds per status call to Redis |
 | PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
+| PIPELINE_FANOUT_OVER          | 50                                   | bigger batches are sent by the points worker |
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps for stalled runs |
 | PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
 """
@@ -57,6 +58,7 @@ MAX_DELIVERIES = _int("PIPELINE_MAX_DELIVERIES", 3)
 REDIS_TIMEOUT = _float("PIPELINE_REDIS_TIMEOUT", 1.0)
 BROKER_TIMEOUT = _float("PIPELINE_BROKER_TIMEOUT", 3.0)
 STATUS_TTL = _int("PIPELINE_STATUS_TTL", 86400)
+FANOUT_OVER = _int("PIPELINE_FANOUT_OVER", 50)
 SWEEP_EVERY = _float("PIPELINE_SWEEP_EVERY", 60.0)
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.

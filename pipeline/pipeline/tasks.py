@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from billiard.process import current_process
 
-from pipeline import clients, jobs, settings, status
-from pipeline.celery import POINTS_TASK, RENDER_TASK, StageTask, app
+from pipeline import canvas, clients, jobs, settings, status
+from pipeline.celery import POINTS_TASK, RENDER_TASK, SEND_TASK, StageTask, app
 from pipeline.charts import chart_options, plot_width
 from pipeline.errors import StageFailure, TransientFailure
 from pipeline.jobs import Job
@@ -163,3 +163,10 @@ def generate_points(self: StageTask, job: Job) -> Job:
 def render_chart(self: StageTask, job: Job) -> Job:
     """Stage 2: the chart's PNG from the export server."""
     return run_stage(self, "render", status.RENDERING, job, _render)
+
+
+@app.task(name=SEND_TASK, ignore_result=True)
+def send_chains(batch: list[Job]) -> int:
+    """Send the chains of a big batch (a redelivery re-sends them: every stage is idempotent)."""
+    canvas.send_chains(batch)
+    return len(batch)
