@@ -249,3 +249,14 @@ def test_two_overlapping_batches_count_every_run_once(stack):
     second, first = wait_until(both_finished, 30, "both batches to finish")
     assert (second.done, second.failed, second.superseded) == (8, 0, 0)
     assert first.failed == 0 and first.done + first.superseded == 8  # discarded runs are not "done"
+
+
+def test_the_sweep_never_replaces_a_result_that_landed_after_it_looked(stack):
+    (row,) = make_rows(1)
+    services.refresh_functions([row])
+    queued = Function.objects.get(pk=row.pk)  # what the sweep selected as stalled
+    (stored,) = wait_for_runs([row.pk], 60)  # persist lands before the sweep's UPDATE
+    assert services.fail_run(queued.pk, str(queued.run_id), None, "made no progress") is False
+    stored.refresh_from_db()
+    assert_chart(stored)
+    assert stored.error == ""
