@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Func, UUIDField
+from django.db.models import DateTimeField, Func, UUIDField
 from django.utils import timezone
 
 from functions.models import Function
@@ -76,21 +76,27 @@ def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | No
     if not functions:
         return None
     batch_id = uuid.uuid4().hex if batch else None
-    now = timezone.now()
     pks = [function.pk for function in functions]
     with transaction.atomic():
-        # One UPDATE for any number of rows: PostgreSQL draws the run ids.
+        # One UPDATE for any number of rows. PostgreSQL draws the run ids and
+        # stamps them with its clock at the moment each row is written (after
+        # any concurrent refresh of the row committed): the stages order runs
+        # by this time, so there is one clock, whatever host queued the run.
         Function.objects.filter(pk__in=pks).update(
             run_id=Func(function="gen_random_uuid", output_field=UUIDField()),
-            queued_at=now,
+            queued_at=Func(function="clock_timestamp", output_field=DateTimeField()),
             state=Function.State.QUEUED,
         )
-        runs = dict(Function.objects.filter(pk__in=pks).values_list("pk", "run_id"))
+        runs = {
+            pk: (run, at)
+            for pk, run, at in Function.objects.filter(pk__in=pks).values_list("pk", "run_id", "queued_at")
+        }
     to_send = []
     for function in functions:
         if function.pk not in runs:
             continue  # deleted meanwhile
-        function.run_id, function.queued_at, function.state = runs[function.pk], now, Function.State.QUEUED
+        function.run_id, function.queued_at = runs[function.pk]
+        function.state = Function.State.QUEUED
         to_send.append(
             jobs.new_job(
                 function.pk,
@@ -99,7 +105,7 @@ def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | No
                 function.interval,
                 function.dt,
                 batch_id,
-                now.timestamp(),
+                function.queued_at.timestamp(),
             )
         )
     transaction.on_commit(lambda: send_runs(to_send))
