@@ -2,6 +2,7 @@
 
     python -m tests.bench_pipeline [--rows 100] [--adds 15]
     python -m tests.bench_pipeline --load 1000    # only the 1,000-row load run
+    python -m tests.bench_pipeline --adds-down 20 # only: 20 concurrent Adds, export servers down
 
 Starts its own stack (datagen, the export servers, the three workers) on the
 test ports of TEST_SLOT 9, against a database of its own, then prints:
@@ -290,11 +291,89 @@ def load_run(count: int, stack: Stack) -> int:
     return 0 if states["done"] + states["failed"] == count else 1
 
 
+def adds_while_exporters_down(stack: Stack, count: int) -> int:
+    """``count`` concurrent Adds through the real admin (gunicorn) while the export
+    servers are down: the Adds' answer times and the list page's latency meanwhile."""
+    import threading
+
+    import requests
+
+    url = f"http://127.0.0.1:{stack.env['ADMIN_PORT']}"
+    user = get_user_model_bench()
+
+    def login() -> requests.Session:
+        session = requests.Session()
+        session.get(url + "/admin/login/", timeout=30)
+        session.post(
+            url + "/admin/login/",
+            data={"username": user, "password": "bench-pw-1", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": url + "/admin/login/"},
+            timeout=30,
+        )
+        return session
+
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def browse() -> None:
+        viewer = login()
+        while not stop.is_set():
+            started = time.perf_counter()
+            viewer.get(url + LIST_URL, timeout=60).raise_for_status()
+            latencies.append(time.perf_counter() - started)
+            stop.wait(0.25)
+
+    def add(i: int) -> float:
+        session = login()
+        data = {"preset": "__custom__", "expression": f"t + {i}", "dt": 1, "interval": 1, "_save": "Save"}
+        data["csrfmiddlewaretoken"] = session.cookies["csrftoken"]
+        started = time.perf_counter()
+        session.post(url + LIST_URL + "add/", data=data, headers={"Referer": url}, timeout=120).raise_for_status()
+        return time.perf_counter() - started
+
+    before = set(Function.objects.values_list("pk", flat=True))
+    for exporter in stack.exporters:
+        exporter.stop()
+    browser = threading.Thread(target=browse)
+    browser.start()
+    try:
+        time.sleep(2)
+        with ThreadPoolExecutor(count) as pool:
+            answers = list(pool.map(add, range(count)))
+    finally:
+        stop.set()
+        browser.join()
+        for exporter, exporter_url in zip(stack.exporters, stack.exporter_urls, strict=True):
+            stack.restart(exporter, exporter_url + "/health")
+    added = list(Function.objects.exclude(pk__in=before).values_list("pk", flat=True))
+    settled = settle(added, 300)
+    done = sum(r.state == "done" for r in settled)
+    print(f"{count} concurrent Adds with the export servers down (admin: gunicorn, 2 processes x 8 threads):")
+    print(f"  Add answered: median {statistics.median(answers):.2f} s, max {max(answers):.2f} s")
+    print(
+        f"  list page meanwhile: median {statistics.median(latencies):.3f} s, max {max(latencies):.3f} s "
+        f"over {len(latencies)} loads   (target median < 0.3 s)"
+    )
+    print(f"  after the export servers came back: {done}/{len(added)} done")
+    return 0 if done == len(added) == count else 1
+
+
+def get_user_model_bench() -> str:
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    user = users.filter(username="bench").first() or users.create_superuser("bench", "bench@example.com", "bench-pw-1")
+    user.set_password("bench-pw-1")
+    user.save()
+    return user.username
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--adds", type=int, default=15)
     parser.add_argument("--load", type=int, default=0, help="only the load run: a bulk refresh of this many rows")
+    parser.add_argument("--adds-down", type=int, default=0, help="only: this many concurrent Adds, export servers down")
     args = parser.parse_args()
 
     create_database()
@@ -302,11 +381,15 @@ def main() -> int:
     env["POSTGRES_DB"] = connection.settings_dict["NAME"]
     redis.Redis.from_url(settings.RESULT_BACKEND).flushdb()
     app.control.purge()
-    stack = Stack(env)
+    if args.adds_down:
+        env["DJANGO_DEBUG"] = "true"  # the admin serves its static files itself
+    stack = Stack(env, extra=("admin",) if args.adds_down else ())
     try:
         stack.start()
         if args.load:
             return load_run(args.load, stack)
+        if args.adds_down:
+            return adds_while_exporters_down(stack, args.adds_down)
         render_processes = int(env["RENDER_CONCURRENCY"])
         rows = Function.objects.bulk_create(
             Function(expression=EXPRESSIONS[i % len(EXPRESSIONS)], dt=1, interval=1 + i % 7) for i in range(args.rows)
