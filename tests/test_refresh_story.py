@@ -260,3 +260,31 @@ def test_the_sweep_never_replaces_a_result_that_landed_after_it_looked(stack):
     stored.refresh_from_db()
     assert_chart(stored)
     assert stored.error == ""
+
+
+def test_at_most_add_wait_concurrency_adds_wait_at_once():
+    import threading
+
+    from django.conf import settings
+
+    from django.db import connection
+
+    def wait() -> None:
+        try:
+            selectors.wait_for_outcome(0, uuid.uuid4(), 3)
+        finally:
+            connection.close()  # this thread's own connection
+
+    limit = settings.ADD_WAIT_CONCURRENCY
+    waiting = [threading.Thread(target=wait) for _ in range(limit)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert selectors.wait_for_outcome(0, uuid.uuid4(), 3) is False
+    assert time.monotonic() - started < 0.5  # answered at once: every waiting slot was taken
+    for thread in waiting:
+        thread.join()
+    started = time.monotonic()
+    assert selectors.wait_for_outcome(0, uuid.uuid4(), 0.3) is False
+    assert time.monotonic() - started >= 0.3  # slots free again: it waited
