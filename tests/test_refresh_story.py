@@ -266,7 +266,6 @@ def test_at_most_add_wait_concurrency_adds_wait_at_once():
     import threading
 
     from django.conf import settings
-
     from django.db import connection
 
     def wait() -> None:
