@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 import redis
 import requests
+from kombu import Connection
 
 from tests.sideservices import SideServices
 from tests.stack import ROOT, Stack, wait_until
@@ -357,6 +358,9 @@ def test_a_message_that_kills_its_worker_is_parked_and_the_row_failed_with_the_r
     rows = faults.settle([pk], 60)
     assert rows[pk]["state"] == "failed"
     assert "delivered 4 times" in rows[pk]["error"] and "parked" in rows[pk]["error"], rows[pk]["error"]
+    with Connection(faults.stack.env["CELERY_BROKER_URL"]) as connection:
+        parked = connection.default_channel.basic_get("parked", no_ack=True)
+    assert parked is not None and str(run) in str(parked.body)  # a copy is kept for people to look at
     assert render.running  # the worker itself survived and serves the next rows
     ids = faults.make_rows(2)
     faults.refresh(ids)

@@ -11,7 +11,7 @@ from functions import services
 from pipeline import jobs, settings, status
 from pipeline.celery import PERSIST_TASK, SWEEP_TASK, StageTask, app
 from pipeline.errors import TransientFailure
-from pipeline.tasks import delivery_key, parked_reason
+from pipeline.tasks import delivery_key, park
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     if began.superseded:
         job = {**job, "superseded": True}
     elif began.deliveries > settings.MAX_DELIVERIES and not job.get("error"):
-        job = {**job, "error": f'Stage "persist" failed: {parked_reason("persist", began.deliveries)}'}
+        job = {**job, "error": f'Stage "persist" failed: {park(self, "persist", job, began.deliveries)}'}
     job = jobs.with_trace(job, "persist", jobs.trace_entry(self.request, time.time()))  # type: ignore[arg-type]
     try:
         stored = services.store_result(job)

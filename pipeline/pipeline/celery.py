@@ -61,6 +61,15 @@ class StageTask(Task):
 app = Celery("pipeline", include=["pipeline.tasks"])
 
 _exchange = Exchange("pipeline", type="direct", durable=True)
+# Poison messages (their worker died PIPELINE_MAX_DELIVERIES times) are copied here for
+# people to look at; no worker consumes it, and a message expires with the row's status.
+PARKED_QUEUE = Queue(
+    "parked",
+    _exchange,
+    routing_key="parked",
+    durable=True,
+    queue_arguments={"x-message-ttl": int(settings.STATUS_TTL * 1000)},
+)
 
 app.conf.update(
     broker_url=settings.BROKER_URL,

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from billiard.process import current_process
 
 from pipeline import canvas, clients, jobs, settings, status
-from pipeline.celery import POINTS_TASK, RENDER_TASK, SEND_TASK, StageTask, app
+from pipeline.celery import PARKED_QUEUE, POINTS_TASK, RENDER_TASK, SEND_TASK, StageTask, app
 from pipeline.charts import chart_options, plot_width
 from pipeline.errors import StageFailure, TransientFailure
 from pipeline.jobs import Job
@@ -40,10 +40,26 @@ def delivery_key(task: StageTask) -> str:
     return f"{task.request.id}:{task.request.retries}"
 
 
-def parked_reason(stage: str, deliveries: int) -> str:
+def park(task: Any, stage: str, job: dict[str, Any], deliveries: int) -> str:
+    """Copy a poison message to the "parked" queue (for people to look at); returns the row's reason."""
+    slim = {key: value for key, value in job.items() if key not in ("points", "png")}
+    try:
+        with app.producer_or_acquire() as producer:
+            producer.publish(
+                {"task": task.name, "task_id": task.request.id, "deliveries": deliveries, "job": slim},
+                exchange=PARKED_QUEUE.exchange,
+                routing_key=PARKED_QUEUE.routing_key,
+                declare=[PARKED_QUEUE],
+                serializer="json",
+                delivery_mode=2,
+            )
+    except Exception as exc:  # noqa: BLE001 - the row still fails with the reason
+        log.warning("run %s: could not copy the parked message: %s", job.get("run_id"), exc)
+    log.error("run %s: %s delivered %d times, each time its worker died: parked", job.get("run_id"), stage, deliveries)
     return (
         f"its message was delivered {deliveries} times and each time the worker running it died "
-        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}): the message is parked, not retried again"
+        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}): the message is parked in the queue "
+        f'"{PARKED_QUEUE.name}", not run again'
     )
 
 
@@ -64,7 +80,7 @@ def run_stage(task: StageTask, stage: str, state: str, job: Job, work: Callable[
     extra: dict[str, Any] = {}
     try:
         if began.deliveries > settings.MAX_DELIVERIES:
-            raise StageFailure(parked_reason(stage, began.deliveries))
+            raise StageFailure(park(task, stage, job, began.deliveries))
         result = work(job)
         extra = result.pop("stage_info", {})  # type: ignore[typeddict-item]
     except TransientFailure as exc:
