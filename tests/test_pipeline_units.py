@@ -102,3 +102,34 @@ def test_the_job_contract_is_built_in_one_place_with_its_version():
         "trace",
     }
     assert set(job) | {"points", "end", "png", "error", "superseded"} == set(jobs.Job.__annotations__)
+
+
+def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cause(monkeypatch):
+    import time
+
+    from pipeline import jobs, status, tasks
+    from pipeline.celery import FIRST_FAILURE_HEADER
+    from pipeline.errors import TransientFailure
+
+    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deliveries=1))
+    monkeypatch.setattr(status, "note", lambda *args: None)
+
+    def export_server_down(job):
+        raise TransientFailure("export server at http://127.0.0.1:7801 is unreachable")
+
+    job = jobs.new_job(1, "run-1", "t", 1.0, 1.0)
+    task = tasks.render_chart
+    task.push_request(retries=0, headers={})
+    try:
+        with pytest.raises(TransientFailure):  # within the window: Celery's autoretry takes it
+            tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+    finally:
+        task.pop_request()
+    task.push_request(retries=9, headers={FIRST_FAILURE_HEADER: time.time() - 200}, hostname="render@test")
+    try:
+        failed = tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+    finally:
+        task.pop_request()
+    assert failed["error"].startswith('Stage "render" failed: export server at http://127.0.0.1:7801 is unreachable')
+    assert "gave up after 10 attempts in 200 s" in failed["error"]
+    assert failed["trace"]["render"]["attempts"] == 10
