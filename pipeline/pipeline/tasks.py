@@ -181,8 +181,10 @@ def render_chart(self: StageTask, job: Job) -> Job:
     return run_stage(self, "render", status.RENDERING, job, _render)
 
 
-@app.task(name=SEND_TASK, ignore_result=True)
-def send_chains(batch: list[Job]) -> int:
-    """Send the chains of a big batch (a redelivery re-sends them: every stage is idempotent)."""
+@app.task(name=SEND_TASK, bind=True, base=StageTask, autoretry_for=(Exception,), ignore_result=True)
+def send_chains(self: StageTask, batch: list[Job]) -> int:
+    """Send the chains of a big batch; a failed send is retried under the one policy
+    (a retry or redelivery re-sends them all: every stage is idempotent and a batch
+    counts each run once)."""
     canvas.send_chains(batch)
     return len(batch)
