@@ -103,10 +103,12 @@ class Process:
 
 
 class Stack:
-    """datagen, two export servers and the three workers, on test ports."""
+    """datagen, the export servers and the three workers, on test ports (and,
+    with ``extra``, e.g. ``["beat", "admin"]``, those processes too)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], extra: tuple[str, ...] = ()) -> None:
         self.env = env
+        self.extra = {name: Process(name, [name], env) for name in extra}
         exporter_urls = env["EXPORTER_URLS"].split(",")
         self.exporters = [
             Process(f"exporter{i + 1}", ["exporter"], {**env, "EXPORTER_PORT": url.rsplit(":", 1)[1]})
@@ -120,7 +122,7 @@ class Stack:
 
     @property
     def processes(self) -> list[Process]:
-        return [self.datagen, *self.exporters, *self.workers.values()]
+        return [self.datagen, *self.exporters, *self.workers.values(), *self.extra.values()]
 
     def check_alive(self) -> None:
         dead = [p for p in self.processes if not p.running]
@@ -143,16 +145,17 @@ class Stack:
             wait_until(self.ready(lambda url=url: http_ok(url + "/health")), 90, f"export server {url}")
         for queue in self.workers:
             self.wait_for_worker(queue)
+        if "admin" in self.extra:
+            admin = f"http://127.0.0.1:{self.env['ADMIN_PORT']}/admin/login/"
+            wait_until(self.ready(lambda: http_ok(admin)), 60, "admin")
 
     def wait_for_worker(self, queue: str, timeout: float = 60) -> None:
-        from pipeline.celery import app
+        from kombu import Connection
 
         def consuming() -> bool:
-            replies = app.control.inspect(timeout=1).active_queues() or {}
-            return any(
-                name.startswith(f"{queue}@") and any(q["name"] == queue for q in queues)
-                for name, queues in replies.items()
-            )
+            # This stack's broker (Celery's own CELERY_BROKER_URL is the test process's).
+            with Connection(self.env["CELERY_BROKER_URL"], connect_timeout=2) as connection:
+                return connection.default_channel.queue_declare(queue, passive=True).consumer_count > 0
 
         wait_until(consuming, timeout, f"{queue} worker", poll=0.5)
 
@@ -161,6 +164,12 @@ class Stack:
         process.stop()
         process.start()
         self.wait_for_worker(queue)
+
+    def restart(self, process: Process, health_url: str) -> None:
+        """Start ``process`` again (after a kill or stop) and wait until ``health_url`` answers."""
+        process.stop()
+        process.start()
+        wait_until(lambda: http_ok(health_url), 90, process.name)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -46,6 +46,7 @@ EXPECTED_SERVICES = {
     "exporter",
     "datagen",
     "bootstrap",
+    "beat",
     "admin",
     "worker-points",
     "worker-render",

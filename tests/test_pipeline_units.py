@@ -58,3 +58,78 @@ def test_concurrent_renders_of_one_process_spread_over_the_export_servers(monkey
     with tasks.exporter_lease("render@host", 1) as retry:
         pass
     assert retry != first  # a retry moves on to the next export server
+
+
+def test_one_retry_policy_retries_within_the_window_then_gives_up(monkeypatch):
+    import time
+
+    from pipeline import settings, tasks
+    from pipeline.celery import FIRST_FAILURE_HEADER, StageTask
+
+    for task in (tasks.generate_points, tasks.render_chart):
+        assert isinstance(task, StageTask) and task.retry_jitter and task.retry_backoff
+    monkeypatch.setattr(settings, "RETRY_WINDOW", 120.0)
+    task = tasks.render_chart
+    cases = [
+        (0, None, True),
+        (7, time.time() - 100, True),
+        (7, time.time() - 121, False),
+        (task.max_retries, None, False),
+    ]
+    for retries, first_failure, allowed in cases:
+        headers = {FIRST_FAILURE_HEADER: first_failure} if first_failure else {}
+        task.push_request(retries=retries, headers=headers)
+        try:
+            assert task.may_retry() is allowed, (retries, first_failure)
+        finally:
+            task.pop_request()
+
+
+def test_the_job_contract_is_built_in_one_place_with_its_version():
+    from pipeline import jobs
+
+    job = jobs.new_job(7, "run-1", "t", 2.0, 1.0, "batch-1", 1_700_000_000.0)
+    assert job["version"] == jobs.VERSION
+    assert set(job) == {
+        "version",
+        "function_id",
+        "run_id",
+        "batch_id",
+        "queued_at",
+        "expression",
+        "interval",
+        "dt",
+        "trace",
+    }
+    assert set(job) | {"points", "end", "png", "error", "superseded"} == set(jobs.Job.__annotations__)
+
+
+def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cause(monkeypatch):
+    import time
+
+    from pipeline import jobs, status, tasks
+    from pipeline.celery import FIRST_FAILURE_HEADER
+    from pipeline.errors import TransientFailure
+
+    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deliveries=1))
+    monkeypatch.setattr(status, "note", lambda *args: None)
+
+    def export_server_down(job):
+        raise TransientFailure("export server at http://127.0.0.1:7801 is unreachable")
+
+    job = jobs.new_job(1, "run-1", "t", 1.0, 1.0)
+    task = tasks.render_chart
+    task.push_request(retries=0, headers={})
+    try:
+        with pytest.raises(TransientFailure):  # within the window: Celery's autoretry takes it
+            tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+    finally:
+        task.pop_request()
+    task.push_request(retries=9, headers={FIRST_FAILURE_HEADER: time.time() - 200}, hostname="render@test")
+    try:
+        failed = tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+    finally:
+        task.pop_request()
+    assert failed["error"].startswith('Stage "render" failed: export server at http://127.0.0.1:7801 is unreachable')
+    assert "gave up after 10 attempts in 200 s" in failed["error"]
+    assert failed["trace"]["render"]["attempts"] == 10

@@ -12,7 +12,7 @@ from PIL import Image
 
 from functions import selectors, services
 from functions.models import Function
-from pipeline import status
+from pipeline import canvas, jobs, status
 from pipeline.celery import PERSIST_TASK, app
 from tests.stack import http_ok, wait_until
 
@@ -89,7 +89,7 @@ def test_an_older_result_never_overwrites_a_newer_one(stack):
     png = base64.b64encode(Image.new("RGB", (4, 4)).tobytes()).decode()
 
     def job(run_id: str, end: float) -> dict:
-        return {"function_id": row.pk, "run_id": run_id, "batch_id": None, "png": png, "end": end, "trace": {}}
+        return {**jobs.new_job(row.pk, run_id, row.expression, row.interval, row.dt), "png": png, "end": end}
 
     # The newer run finishes first; the older one arrives afterwards, through the real persist worker.
     assert _persist(job(newer, 2_000_000_000.0))["stored"] is True
@@ -163,7 +163,7 @@ def test_a_run_whose_work_was_lost_is_marked_failed_with_the_reason(stack):
     long_ago = row.created_at.replace(year=row.created_at.year - 1)
     Function.objects.filter(pk=row.pk).update(run_id=lost, state=Function.State.QUEUED, queued_at=long_ago)
     batch = uuid.uuid4().hex
-    status.start_runs([(row.pk, str(lost))], batch)
+    status.start_runs([(row.pk, str(lost), long_ago.timestamp())], batch)
     status.client().hset(f"fd:row:{row.pk}", "updated", long_ago.timestamp())  # no stage reported since
     assert services.fail_stalled_runs() == 1
     row.refresh_from_db()
@@ -180,8 +180,110 @@ def test_a_long_run_that_still_reports_progress_is_left_alone(stack):
     run = uuid.uuid4()
     long_ago = row.created_at.replace(year=row.created_at.year - 1)
     Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED, queued_at=long_ago)
-    status.start_runs([(row.pk, str(run))], None)
-    status.set_state(row.pk, str(run), status.RENDERING)  # e.g. retrying a busy export server just now
+    status.start_runs([(row.pk, str(run), long_ago.timestamp())], None)
+    # e.g. retrying a busy export server just now
+    status.begin(row.pk, str(run), long_ago.timestamp(), None, status.RENDERING, "test")
     assert services.fail_stalled_runs() == 0
     row.refresh_from_db()
     assert row.state == Function.State.QUEUED
+
+
+def test_an_edit_racing_a_refresh_never_clobbers_the_stored_result_or_the_newer_run(stack):
+    (row,) = make_rows(1)
+    services.refresh_functions([row])
+    stale = Function.objects.get(pk=row.pk)  # the edit form loads the row while its run is in flight
+    (stored,) = wait_for_runs([row.pk], 60)
+    assert stale.result_run is None and stored.result_run is not None
+
+    services.update_function(stale.pk, dt=stale.dt + 1)  # saved from the form loaded earlier
+    edited = Function.objects.get(pk=row.pk)
+    assert edited.result_run == stored.result_run and edited.chart is not None  # the result is kept
+    assert edited.run_id != stored.run_id and edited.state == Function.State.QUEUED  # a new run for the edit
+    assert edited.dt == stale.dt + 1
+    (settled,) = wait_for_runs([row.pk], 60)
+    assert settled.result_run == edited.run_id
+    assert_chart(settled)
+
+    # An edit and a refresh at the same moment: the row ends with the newest run's chart.
+    services.refresh_functions([settled])
+    services.update_function(row.pk, expression="sin(t) + 1")
+    (final,) = wait_for_runs([row.pk], 60)
+    assert final.expression == "sin(t) + 1"
+    assert_chart(final)
+    assert services.update_function(row.pk, expression=" sin(t) + 1 ").run_id == final.run_id  # no change, no run
+
+
+def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(stack):
+    (row,) = make_rows(1)
+    older, newer = str(uuid.uuid4()), str(uuid.uuid4())
+    now = time.time()
+    Function.objects.filter(pk=row.pk).update(run_id=newer, state=Function.State.QUEUED)
+    batch = uuid.uuid4().hex
+    status.start_runs([(row.pk, older, now)], batch)  # the older run's batch
+    status.start_runs([(row.pk, newer, now + 1)], None)  # a newer run took the row
+    job = jobs.new_job(row.pk, older, row.expression, row.interval, row.dt, batch, now)
+    canvas.refresh_chain(job).apply_async()
+
+    def counted():
+        (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
+        return progress if not progress.running else None
+
+    progress = wait_until(counted, 30, "the older run to be counted")
+    assert (progress.done, progress.failed, progress.superseded, progress.total) == (0, 0, 1, 1)
+    assert status.row_states([row.pk])[row.pk].state == status.QUEUED  # no stage of the older run reported
+    row.refresh_from_db()
+    assert row.result_run is None and row.state == Function.State.QUEUED  # nothing stored for it
+
+
+def test_two_overlapping_batches_count_every_run_once(stack):
+    rows = make_rows(8)
+    services.refresh_functions(rows)
+    services.refresh_functions(Function.objects.filter(pk__in=[r.pk for r in rows]))
+    for row in wait_for_runs([r.pk for r in rows], 120):
+        assert_chart(row)
+
+    def both_finished():
+        batches = selectors.recent_batches(2)
+        return batches if all(not b.running for b in batches) else None
+
+    second, first = wait_until(both_finished, 30, "both batches to finish")
+    assert (second.done, second.failed, second.superseded) == (8, 0, 0)
+    assert first.failed == 0 and first.done + first.superseded == 8  # discarded runs are not "done"
+
+
+def test_the_sweep_never_replaces_a_result_that_landed_after_it_looked(stack):
+    (row,) = make_rows(1)
+    services.refresh_functions([row])
+    queued = Function.objects.get(pk=row.pk)  # what the sweep selected as stalled
+    (stored,) = wait_for_runs([row.pk], 60)  # persist lands before the sweep's UPDATE
+    assert services.fail_run(queued.pk, str(queued.run_id), None, "made no progress") is False
+    stored.refresh_from_db()
+    assert_chart(stored)
+    assert stored.error == ""
+
+
+def test_at_most_add_wait_concurrency_adds_wait_at_once():
+    import threading
+
+    from django.conf import settings
+    from django.db import connection
+
+    def wait() -> None:
+        try:
+            selectors.wait_for_outcome(0, uuid.uuid4(), 3)
+        finally:
+            connection.close()  # this thread's own connection
+
+    limit = settings.ADD_WAIT_CONCURRENCY
+    waiting = [threading.Thread(target=wait) for _ in range(limit)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert selectors.wait_for_outcome(0, uuid.uuid4(), 3) is False
+    assert time.monotonic() - started < 0.5  # answered at once: every waiting slot was taken
+    for thread in waiting:
+        thread.join()
+    started = time.monotonic()
+    assert selectors.wait_for_outcome(0, uuid.uuid4(), 0.3) is False
+    assert time.monotonic() - started >= 0.3  # slots free again: it waited

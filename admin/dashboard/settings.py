@@ -21,6 +21,7 @@
 | DJANGO_LOGIN_FAILURE_LIMIT  | 5                           | failed logins (user name + address) before lockout |
 | DJANGO_LOGIN_COOLOFF_MINUTES| 15                          | how long a lockout lasts |
 | ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
+| ADD_WAIT_CONCURRENCY        | 4                           | Adds per process that wait at once for their chart |
 | STALLED_AFTER_SECONDS       | 600                         | a run with no progress for this long is marked failed |
 
 The pipeline's own settings (broker, result backend, datagen and exporter URLs,
@@ -164,6 +165,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 ADD_WAIT_SECONDS = float(env("ADD_WAIT_SECONDS", "20"))
+ADD_WAIT_CONCURRENCY = int(env("ADD_WAIT_CONCURRENCY", "4"))
 STALLED_AFTER_SECONDS = float(env("STALLED_AFTER_SECONDS", "600"))
 
 LOGGING = {

@@ -172,7 +172,9 @@ class FunctionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.update_function(obj, changed=form.changed_data)
+            # Only the changed fields, under a row lock: never the run or result loaded with the form.
+            edited = {name: getattr(obj, name) for name in form.changed_data if name in services.EDITABLE_FIELDS}
+            services.update_function(obj.pk, **edited)
         else:
             created = services.create_function(expression=obj.expression, dt=obj.dt, interval=obj.interval)
             obj.pk, obj.run_id, obj._state.adding = created.pk, created.run_id, False

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+
+from django.conf import settings
 
 from functions.models import Function
 from pipeline import status
@@ -43,8 +46,23 @@ def recent_batches(limit: int = 5) -> list[status.BatchStatus]:
     return status.recent_batches(limit)
 
 
+# Waiting Adds hold a request thread each: never more than ADD_WAIT_CONCURRENCY at once
+# per process, so that Adds piling up (e.g. export servers down) cannot starve the list.
+_waiting = threading.BoundedSemaphore(settings.ADD_WAIT_CONCURRENCY)
+
+
 def wait_for_outcome(pk: int, run_id: object, timeout: float, poll: float = 0.1) -> bool:
-    """Wait up to ``timeout`` seconds until run ``run_id`` of row ``pk`` is stored."""
+    """Wait up to ``timeout`` seconds until run ``run_id`` of row ``pk`` is stored
+    (at once False when ADD_WAIT_CONCURRENCY requests of this process wait already)."""
+    if not _waiting.acquire(blocking=False):
+        return False
+    try:
+        return _wait(pk, run_id, timeout, poll)
+    finally:
+        _waiting.release()
+
+
+def _wait(pk: int, run_id: object, timeout: float, poll: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         if Function.objects.filter(pk=pk, result_run=run_id).exists():

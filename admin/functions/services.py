@@ -1,72 +1,126 @@
 """Writes: create functions, queue their refresh, store a stage's outcome.
 
-The admin calls these; the persist task calls :func:`store_result`.
+The admin calls these; the persist task calls :func:`store_result`, the
+sweep :func:`fail_stalled_runs`. PostgreSQL is the truth: a row's ``run_id`` is
+the run that must win, and only that run's outcome is stored.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, Func, UUIDField
 from django.utils import timezone
 
 from functions.models import Function
-from pipeline import canvas, status
+from pipeline import canvas, jobs, status
+
+log = logging.getLogger(__name__)
+
+# The fields an edit may change; a change of any of them queues a new chart.
+EDITABLE_FIELDS = ("expression", "dt", "interval")
 
 
 def create_function(*, expression: str, dt: float, interval: float) -> Function:
     """Save a new function and queue its first chart (sent once the row is committed)."""
     function = Function(expression=expression.strip(), dt=dt, interval=interval)
     function.full_clean()
-    function.save()
-    queue_refresh([function], batch=False)
+    with transaction.atomic():
+        function.save()
+        queue_refresh([function], batch=False)
     return function
 
 
-def update_function(function: Function, *, changed: Iterable[str]) -> None:
-    """Save an edited function; a change of what the chart shows queues a new chart."""
-    function.full_clean()
-    function.save()
-    if {"expression", "dt", "interval"} & set(changed):
+def update_function(pk: int, **changes: Any) -> Function:
+    """Save an edit: only the changed fields, under a row lock.
+
+    The run id, state and stored result are neither read before the lock nor
+    written back, so an edit never clobbers a result persisted meanwhile or a
+    newer run. A change of what the chart shows queues a new chart.
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    if "expression" in changes:
+        changes["expression"] = str(changes["expression"]).strip()
+    with transaction.atomic():
+        function = Function.objects.select_for_update().get(pk=pk)
+        changed = [name for name, value in changes.items() if getattr(function, name) != value]
+        for name in changed:
+            setattr(function, name, changes[name])
+        if not changed:
+            return function
+        function.full_clean()
+        function.save(update_fields=changed)
         queue_refresh([function], batch=False)
+    return function
 
 
 def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | None:
-    """Give each function a new run and send one group of chains, after commit.
+    """Give each function a new run (in PostgreSQL) and send one chain per row, after commit.
 
     The newest run of a row is the one whose result is stored: an older run
-    still in flight finishes, but its result is discarded (see store_result).
-    With ``batch``, the runs form a batch whose progress the list shows.
-    Returns the batch id.
+    still in flight stops at its next stage or, at the latest, is discarded by
+    store_result. With ``batch``, the runs form a batch whose progress the
+    list shows. Returns the batch id.
     """
     functions = list(functions)
     if not functions:
         return None
     batch_id = uuid.uuid4().hex if batch else None
-    now = timezone.now()
-    jobs = []
+    pks = [function.pk for function in functions]
+    with transaction.atomic():
+        # One UPDATE for any number of rows. PostgreSQL draws the run ids and
+        # stamps them with its clock at the moment each row is written (after
+        # any concurrent refresh of the row committed): the stages order runs
+        # by this time, so there is one clock, whatever host queued the run.
+        Function.objects.filter(pk__in=pks).update(
+            run_id=Func(function="gen_random_uuid", output_field=UUIDField()),
+            queued_at=Func(function="clock_timestamp", output_field=DateTimeField()),
+            state=Function.State.QUEUED,
+        )
+        runs = {
+            pk: (run, at)
+            for pk, run, at in Function.objects.filter(pk__in=pks).values_list("pk", "run_id", "queued_at")
+        }
+    to_send = []
     for function in functions:
-        function.run_id = uuid.uuid4()
-        function.queued_at = now
+        if function.pk not in runs:
+            continue  # deleted meanwhile
+        function.run_id, function.queued_at = runs[function.pk]
         function.state = Function.State.QUEUED
-        jobs.append(
-            canvas.refresh_job(
+        to_send.append(
+            jobs.new_job(
                 function.pk,
                 str(function.run_id),
                 function.expression,
                 function.interval,
                 function.dt,
                 batch_id,
+                function.queued_at.timestamp(),
             )
         )
-    Function.objects.bulk_update(functions, ["run_id", "queued_at", "state"])
-    transaction.on_commit(lambda: canvas.start_refresh(jobs))
+    transaction.on_commit(lambda: send_runs(to_send))
     return batch_id
+
+
+def send_runs(to_send: list[jobs.Job]) -> None:
+    """Send committed runs; a broker that does not take them fails them with the reason."""
+    try:
+        canvas.start_refresh(to_send)
+    except canvas.SendFailed as exc:
+        log.error("%d runs not sent: %s", len(to_send), exc)
+        reason = f"The refresh could not be sent: {exc}. Run Refresh again when the broker is back."
+        for job in to_send:
+            fail_run(job["function_id"], job["run_id"], job["batch_id"], reason)
 
 
 def refresh_functions(functions: Iterable[Function]) -> int:
@@ -89,46 +143,76 @@ def store_result(job: dict[str, Any]) -> bool:
 
     Idempotent: storing the same run twice writes the same values. Returns
     False when the run was superseded by a newer one (or the row is gone).
+    Raises redis.RedisError when the batch could not count the run (the
+    persist task retries; the row is stored already).
     """
-    error = job.get("error") or ""
-    png = None if error else base64.b64decode(job["png"])
-    if not error and not png:
-        error = 'Stage "persist" failed: the render stage returned no image'
-    updated = Function.objects.filter(pk=job["function_id"], run_id=job["run_id"]).update(
-        chart=png,
-        error=error,
-        processed_at=_processed_at(job),
-        result_run=job["run_id"],
-        state=Function.State.FAILED if error else Function.State.DONE,
-        trace=job.get("trace") or {},
-    )
-    status.finish(job["function_id"], job["run_id"], job.get("batch_id"), ok=not error)
+    error = ""
+    if job.get("superseded"):
+        updated = 0
+    else:
+        error = job.get("error") or ""
+        png = None if error else base64.b64decode(job.get("png") or "")
+        if not error and not png:
+            error = 'Stage "persist" failed: the render stage returned no image'
+        updated = Function.objects.filter(pk=job["function_id"], run_id=job["run_id"]).update(
+            chart=png,
+            error=error,
+            processed_at=_processed_at(job),
+            result_run=job["run_id"],
+            state=Function.State.FAILED if error else Function.State.DONE,
+            trace=job.get("trace") or {},
+        )
+        if not updated:
+            log.info("run %s: superseded by a newer run of row %s, not stored", job["run_id"], job["function_id"])
+    outcome = status.SUPERSEDED if not updated else (status.FAILED if error else status.DONE)
+    status.finish(job["function_id"], job["run_id"], job.get("batch_id"), outcome)
     return bool(updated)
 
 
+def fail_run(function_id: int, run_id: str, batch_id: str | None, reason: str) -> bool:
+    """Store ``reason`` as the outcome of run ``run_id`` if it is still queued and the row's latest."""
+    failed = Function.objects.filter(pk=function_id, run_id=run_id, state=Function.State.QUEUED).update(
+        state=Function.State.FAILED,
+        error=reason,
+        chart=None,
+        processed_at=timezone.now(),
+        result_run=run_id,
+    )
+    if failed:
+        try:
+            status.finish(function_id, run_id, batch_id, status.FAILED)
+        except redis.RedisError as exc:
+            log.warning("run %s: could not count the failure in its batch: %s", run_id, exc)
+    return bool(failed)
+
+
 def fail_stalled_runs() -> int:
-    """Mark runs that made no progress for STALLED_AFTER_SECONDS as failed, with the reason."""
+    """Mark runs that made no progress for STALLED_AFTER_SECONDS as failed, with the reason.
+
+    A run waiting behind others in a deep queue is not stalled: while any stage
+    queue holds messages (or the broker cannot be asked), nothing is failed.
+    """
     limit = timedelta(seconds=settings.STALLED_AFTER_SECONDS)
     cutoff = timezone.now() - limit
-    stalled = Function.objects.filter(state=Function.State.QUEUED, queued_at__lt=cutoff)
-    live = status.row_states(stalled.values_list("pk", flat=True))
+    stalled = list(Function.objects.filter(state=Function.State.QUEUED, queued_at__lt=cutoff))
+    if not stalled:
+        return 0
+    waiting = canvas.queued_messages()
+    if waiting != 0:
+        log.info("sweep: %s messages wait in the stage queues, no run counts as stalled", waiting)
+        return 0
+    live = status.row_states(function.pk for function in stalled)
     failed = 0
     for function in stalled:
         row = live.get(function.pk)
-        if row and row.run == str(function.run_id) and row.updated > cutoff.timestamp():
+        own = row if row and row.run == str(function.run_id) else None
+        if own and own.updated > cutoff.timestamp():
             continue  # a stage reported recently: still working (e.g. retrying)
+        cause = f" The last failure seen: {own.note}" if own and own.note else ""
         reason = (
             f"The refresh queued at {function.queued_at:%Y-%m-%d %H:%M:%S %Z} made no progress "
-            f"for {limit.total_seconds():.0f} s: its work was lost (a worker or the broker "
-            "went away). Run Refresh again."
+            f"for {limit.total_seconds():.0f} s while no stage queue held any work: its work was lost "
+            f"(a worker or the broker went away).{cause} Run Refresh again."
         )
-        failed += Function.objects.filter(pk=function.pk, run_id=function.run_id).update(
-            state=Function.State.FAILED,
-            error=reason,
-            chart=None,
-            processed_at=timezone.now(),
-            result_run=function.run_id,
-        )
-        batch = row.batch if row and row.run == str(function.run_id) else None
-        status.finish(function.pk, str(function.run_id), batch, ok=False)  # the batch counts it too
+        failed += fail_run(function.pk, str(function.run_id), own.batch if own else None, reason)
     return failed

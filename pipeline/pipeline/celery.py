@@ -8,25 +8,77 @@ persist worker runs with the admin's Django settings and this same app.
 
 from __future__ import annotations
 
-from celery import Celery
+import time
+
+from celery import Celery, Task
 from kombu import Exchange, Queue
 
 from pipeline import settings
+from pipeline.errors import TransientFailure
 
 POINTS_TASK = "pipeline.generate_points"
 RENDER_TASK = "pipeline.render_chart"
 PERSIST_TASK = "pipeline.persist_chart"
+# Sends the chains of a big batch (see pipeline.canvas), run by the points worker.
+SEND_TASK = "pipeline.send_chains"
 # Implemented by the admin too: marks runs that stopped making progress as failed.
 SWEEP_TASK = "pipeline.fail_stalled_runs"
+
+# Carried by a retried message: when the stage first failed (unix seconds).
+FIRST_FAILURE_HEADER = "fd_first_failure"
+
+
+class StageTask(Task):
+    """The one retry policy of every stage, Celery's own: a transient failure is
+    retried with exponential backoff and full jitter (``retry_backoff``,
+    ``retry_jitter``), for at most ``PIPELINE_RETRY_WINDOW`` seconds after the
+    stage's first failure (and ``PIPELINE_MAX_RETRIES`` retries, a hard cap).
+    A stage asks :meth:`may_retry` before it gives up and passes the failure on.
+    """
+
+    autoretry_for = (TransientFailure,)
+    retry_backoff = settings.RETRY_BACKOFF
+    retry_backoff_max = int(settings.RETRY_BACKOFF_MAX)
+    retry_jitter = True
+    max_retries = settings.MAX_RETRIES
+
+    def retry(self, *args, **kwargs):  # type: ignore[override]
+        headers = dict(self.request.headers or {})
+        headers.setdefault(FIRST_FAILURE_HEADER, time.time())
+        kwargs["headers"] = headers
+        return super().retry(*args, **kwargs)
+
+    def failing_for(self) -> float:
+        """Seconds since this stage first failed (0 on a first attempt)."""
+        first = (self.request.headers or {}).get(FIRST_FAILURE_HEADER)
+        return max(0.0, time.time() - float(first)) if first else 0.0
+
+    def may_retry(self) -> bool:
+        """Whether a transient failure now is still retried (within the window and the cap)."""
+        return self.request.retries < self.max_retries and self.failing_for() < settings.RETRY_WINDOW
+
 
 app = Celery("pipeline", include=["pipeline.tasks"])
 
 _exchange = Exchange("pipeline", type="direct", durable=True)
+# Poison messages (their worker died PIPELINE_MAX_DELIVERIES times) are copied here for
+# people to look at; no worker consumes it, and a message expires with the row's status.
+PARKED_QUEUE = Queue(
+    "parked",
+    _exchange,
+    routing_key="parked",
+    durable=True,
+    queue_arguments={"x-message-ttl": int(settings.STATUS_TTL * 1000)},
+)
 
 app.conf.update(
     broker_url=settings.BROKER_URL,
     result_backend=settings.RESULT_BACKEND,
     broker_connection_retry_on_startup=True,
+    # Sending never hangs a request: a broker that does not answer fails the
+    # send within seconds (the admin then marks the run failed with the reason).
+    broker_connection_timeout=settings.BROKER_TIMEOUT,
+    task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
@@ -39,11 +91,12 @@ app.conf.update(
     task_default_exchange_type=_exchange.type,
     task_routes={
         POINTS_TASK: {"queue": settings.POINTS_QUEUE, "routing_key": settings.POINTS_QUEUE},
+        SEND_TASK: {"queue": settings.POINTS_QUEUE, "routing_key": settings.POINTS_QUEUE},
         RENDER_TASK: {"queue": settings.RENDER_QUEUE, "routing_key": settings.RENDER_QUEUE},
         PERSIST_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
         SWEEP_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
     },
-    # The persist worker runs the scheduler (celery worker -B): one sweep a minute.
+    # The scheduler is its own process (deploy/run beat); the persist worker runs the sweep.
     beat_schedule={
         "fail-stalled-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY},
     },

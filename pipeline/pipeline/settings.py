@@ -10,9 +10,14 @@
 | CHART_WIDTH                   | 800                                  | chart width in pixels (PNG and M4 target) |
 | CHART_HEIGHT                  | 400                                  | chart height in pixels |
 | PIPELINE_HTTP_TIMEOUT         | 30                                   | seconds per HTTP call to datagen/exporter |
-| PIPELINE_MAX_RETRIES          | 5                                    | retries of a transient failure per stage |
-| PIPELINE_RETRY_BACKOFF        | 1                                    | first retry delay, s (doubles each time) |
+| PIPELINE_RETRY_WINDOW         | 180                                  | s a stage retries after its first failure |
+| PIPELINE_MAX_RETRIES          | 100                                  | hard cap of retries per stage |
+| PIPELINE_RETRY_BACKOFF        | 1                                    | retry delay factor, s (full jitter) |
 | PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay, seconds |
+| PIPELINE_MAX_DELIVERIES       | 3                                    | deliveries before a message is parked |
+| PIPELINE_REDIS_TIMEOUT        | 1                                    | seconds per status call to Redis |
+| PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
+| PIPELINE_FANOUT_OVER          | 50                                   | bigger batches are sent by the points worker |
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps for stalled runs |
 | PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
 """
@@ -45,10 +50,15 @@ EXPORTER_URLS = [
 CHART_WIDTH = _int("CHART_WIDTH", 800)
 CHART_HEIGHT = _int("CHART_HEIGHT", 400)
 HTTP_TIMEOUT = _float("PIPELINE_HTTP_TIMEOUT", 30.0)
-MAX_RETRIES = _int("PIPELINE_MAX_RETRIES", 5)
+RETRY_WINDOW = _float("PIPELINE_RETRY_WINDOW", 180.0)
+MAX_RETRIES = _int("PIPELINE_MAX_RETRIES", 100)
 RETRY_BACKOFF = _float("PIPELINE_RETRY_BACKOFF", 1.0)
 RETRY_BACKOFF_MAX = _float("PIPELINE_RETRY_BACKOFF_MAX", 30.0)
+MAX_DELIVERIES = _int("PIPELINE_MAX_DELIVERIES", 3)
+REDIS_TIMEOUT = _float("PIPELINE_REDIS_TIMEOUT", 1.0)
+BROKER_TIMEOUT = _float("PIPELINE_BROKER_TIMEOUT", 3.0)
 STATUS_TTL = _int("PIPELINE_STATUS_TTL", 86400)
+FANOUT_OVER = _int("PIPELINE_FANOUT_OVER", 50)
 SWEEP_EVERY = _float("PIPELINE_SWEEP_EVERY", 60.0)
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.

@@ -1,16 +1,22 @@
 """Live status of rows and batches, kept in Redis and written by the stages.
 
-Keys (all expire after ``PIPELINE_STATUS_TTL`` seconds):
+Keys (every one expires after ``PIPELINE_STATUS_TTL`` seconds):
 
-- ``fd:row:<function id>``: hash ``run`` (the latest run id), ``state``, ``batch``,
-  ``updated`` (unix seconds). A stage of an older run never overwrites it.
-- ``fd:batch:<batch id>``: hash ``total``, ``done``, ``failed``, ``started``.
+- ``fd:row:<function id>``: hash ``run`` (the latest run Redis knows of), ``queued``
+  (when that run was queued, unix seconds), ``state``, ``batch``, ``updated`` (unix
+  seconds), ``note`` (the last transient failure, for the sweep's reason). A stage
+  of an older run never overwrites it; a stage of a newer run than Redis knows of
+  (its start was not recorded, e.g. Redis was down) takes it over.
+- ``fd:batch:<batch id>``: hash ``total``, ``done``, ``failed``, ``superseded``, ``started``.
 - ``fd:batch:<batch id>:finished``: set of the runs already counted (a redelivered
   persist does not count twice).
 - ``fd:batches``: sorted set of batch ids by start time.
+- ``fd:deliveries:<task id>:<retry>``: how many times one message was delivered.
 
-Status is a view for people: a Redis outage must not fail a chart, so the
-writers log and carry on.
+PostgreSQL is the truth, Redis a view for people: a Redis outage must not fail
+a chart, so every call has a short timeout and the writers log and carry on. A
+batch whose hash is gone (Redis restarted or flushed) is not shown rather than
+shown wrong: its counters are only ever incremented while its hash exists.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pipeline import settings
 
 log = logging.getLogger(__name__)
 
+SUPERSEDED = "superseded"
 QUEUED = "queued"
 POINTS = "points"
 RENDERING = "rendering"
@@ -37,33 +44,60 @@ FAILED = "failed"
 
 BATCHES_KEY = "fd:batches"
 
-# Set the row's state only if the row still belongs to this run.
-_SET_IF_RUN = """
+# Start of a stage: count the delivery, then record the stage unless a newer
+# run owns the row. Returns {superseded (0/1), deliveries}.
+_BEGIN = """
+local deliveries = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local run = redis.call('HGET', KEYS[1], 'run')
+if run ~= ARGV[1] then
+  if run and tonumber(redis.call('HGET', KEYS[1], 'queued') or '0') > tonumber(ARGV[5]) then
+    return {1, deliveries}
+  end
+  redis.call('HSET', KEYS[1], 'run', ARGV[1], 'queued', ARGV[5], 'batch', ARGV[6])
+  redis.call('HDEL', KEYS[1], 'note')
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {0, deliveries}
+"""
+
+# A note on the row (the last transient failure), if the row still belongs to this run.
+_NOTE = """
 if redis.call('HGET', KEYS[1], 'run') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
+  redis.call('HSET', KEYS[1], 'note', ARGV[2], 'updated', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
-  return 1
 end
 return 0
 """
 
-# Count a finished run in its batch once, then set the row's final state as above.
-_FINISH = (
-    """
-if ARGV[5] ~= '' then
+# Count a finished run in its batch once (only while the batch's hash exists),
+# then set the row's final state if the row still belongs to this run.
+_FINISH = """
+if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
   if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
     redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
   end
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'run') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return 0
 """
-    + _SET_IF_RUN
-)
 
 
 @cache
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.STATUS_REDIS_URL, decode_responses=True)
+    timeout = settings.REDIS_TIMEOUT
+    return redis.Redis.from_url(
+        settings.STATUS_REDIS_URL,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+    )
 
 
 def _row_key(function_id: int) -> str:
@@ -80,6 +114,7 @@ class RowStatus:
     state: str
     updated: float
     batch: str | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +124,7 @@ class BatchStatus:
     done: int
     failed: int
     started: float
+    superseded: int = 0
 
     @property
     def started_at(self) -> datetime:
@@ -96,65 +132,96 @@ class BatchStatus:
 
     @property
     def finished(self) -> int:
-        return self.done + self.failed
+        return self.done + self.failed + self.superseded
 
     @property
     def running(self) -> bool:
         return self.finished < self.total
 
 
-def start_runs(runs: Iterable[tuple[int, str]], batch_id: str | None) -> None:
-    """Mark rows queued for their new runs (and open the batch, if any)."""
+def start_runs(runs: Iterable[tuple[int, str, float]], batch_id: str | None) -> None:
+    """Mark rows queued for their new runs ``(function id, run id, queued at)`` and open the batch, if any."""
     runs = list(runs)
     now = time.time()
     ttl = settings.STATUS_TTL
     try:
-        pipe = client().pipeline()
-        for function_id, run_id in runs:
+        pipe = client().pipeline(transaction=False)
+        for function_id, run_id, queued_at in runs:
             key = _row_key(function_id)
             pipe.hset(
                 key,
-                mapping={"run": run_id, "state": QUEUED, "batch": batch_id or "", "updated": now},
+                mapping={"run": run_id, "queued": queued_at, "state": QUEUED, "batch": batch_id or "", "updated": now},
             )
+            pipe.hdel(key, "note")
             pipe.expire(key, ttl)
         if batch_id:
             key = _batch_key(batch_id)
-            pipe.hset(key, mapping={"total": len(runs), "done": 0, "failed": 0, "started": now})
+            pipe.hset(key, mapping={"total": len(runs), "done": 0, "failed": 0, "superseded": 0, "started": now})
             pipe.expire(key, ttl)
             pipe.zadd(BATCHES_KEY, {batch_id: now})
             pipe.zremrangebyscore(BATCHES_KEY, 0, now - ttl)
+            pipe.expire(BATCHES_KEY, ttl)
         pipe.execute()
-    except redis.RedisError:
-        log.exception("could not record queued runs in Redis")
+    except redis.RedisError as exc:
+        log.warning("could not record %d queued runs in Redis (the stages will): %s", len(runs), exc)
 
 
-def set_state(function_id: int, run_id: str, state: str) -> None:
-    """Record the stage a run has reached (ignored if a newer run took the row)."""
+@dataclass(frozen=True)
+class Begin:
+    superseded: bool  # a newer run owns the row: do not do the work
+    deliveries: int  # how many times this message was delivered (0: unknown)
+
+
+def begin(function_id: int, run_id: str, queued_at: float, batch_id: str | None, state: str, delivery: str) -> Begin:
+    """Record that a run reached ``state``; count the delivery of message ``delivery``.
+
+    Redis unreachable: the work goes on (PostgreSQL decides at persist).
+    """
     try:
-        client().eval(_SET_IF_RUN, 1, _row_key(function_id), run_id, state, time.time(), settings.STATUS_TTL)
-    except redis.RedisError:
-        log.exception("could not record state %s of row %s", state, function_id)
-
-
-def finish(function_id: int, run_id: str, batch_id: str | None, ok: bool) -> None:
-    """Record a run's end: the row's final state and, once, the batch's counter."""
-    batch = batch_id or ""
-    try:
-        client().eval(
-            _FINISH,
-            3,
+        superseded, deliveries = client().eval(
+            _BEGIN,
+            2,
             _row_key(function_id),
-            f"fd:batch:{batch}:finished",
-            _batch_key(batch),
+            f"fd:deliveries:{delivery}",
             run_id,
-            DONE if ok else FAILED,
+            state,
             time.time(),
             settings.STATUS_TTL,
-            batch,
-            "done" if ok else "failed",
+            queued_at,
+            batch_id or "",
         )
-    except redis.RedisError:
-        log.exception("could not record the end of run %s of row %s", run_id, function_id)
+    except redis.RedisError as exc:
+        log.warning("run %s: could not record state %s of row %s: %s", run_id, state, function_id, exc)
+        return Begin(False, 0)
+    return Begin(bool(superseded), int(deliveries))
+
+
+def note(function_id: int, run_id: str, text: str) -> None:
+    """Keep the last transient failure of a run (the sweep names it if the run is lost)."""
+    try:
+        client().eval(_NOTE, 1, _row_key(function_id), run_id, text[:500], time.time(), settings.STATUS_TTL)
+    except redis.RedisError as exc:
+        log.warning("run %s: could not record a note on row %s: %s", run_id, function_id, exc)
+
+
+def finish(function_id: int, run_id: str, batch_id: str | None, outcome: str) -> None:
+    """Record a run's end (``done``, ``failed`` or ``superseded``): the row's final
+    state (not for superseded runs) and, once, the batch's counter. Raises
+    redis.RedisError (persist retries it: the batch must count every run)."""
+    batch = batch_id or ""
+    client().eval(
+        _FINISH,
+        3,
+        _row_key(function_id),
+        f"fd:batch:{batch}:finished",
+        _batch_key(batch),
+        run_id,
+        "" if outcome == SUPERSEDED else outcome,
+        time.time(),
+        settings.STATUS_TTL,
+        batch,
+        outcome,
+    )
 
 
 def row_states(function_ids: Iterable[int]) -> dict[int, RowStatus]:
@@ -167,8 +234,8 @@ def row_states(function_ids: Iterable[int]) -> dict[int, RowStatus]:
         for function_id in ids:
             pipe.hgetall(_row_key(function_id))
         values = pipe.execute()
-    except redis.RedisError:
-        log.exception("could not read row states from Redis")
+    except redis.RedisError as exc:
+        log.warning("could not read row states from Redis: %s", exc)
         return {}
     return {
         function_id: RowStatus(
@@ -176,6 +243,7 @@ def row_states(function_ids: Iterable[int]) -> dict[int, RowStatus]:
             state=value.get("state", ""),
             updated=float(value.get("updated") or 0),
             batch=value.get("batch") or None,
+            note=value.get("note", ""),
         )
         for function_id, value in zip(ids, values, strict=True)
         if value
@@ -191,8 +259,8 @@ def recent_batches(limit: int = 5) -> list[BatchStatus]:
         for batch_id in ids:
             pipe.hgetall(_batch_key(batch_id))
         values = pipe.execute()
-    except redis.RedisError:
-        log.exception("could not read batches from Redis")
+    except redis.RedisError as exc:
+        log.warning("could not read batches from Redis: %s", exc)
         return []
     return [
         BatchStatus(
@@ -201,7 +269,8 @@ def recent_batches(limit: int = 5) -> list[BatchStatus]:
             done=int(value.get("done", 0)),
             failed=int(value.get("failed", 0)),
             started=float(value.get("started", 0)),
+            superseded=int(value.get("superseded", 0)),
         )
         for batch_id, value in zip(ids, values, strict=True)
-        if value
+        if value.get("total")
     ]

@@ -1,11 +1,13 @@
 """The points and render stages (the persist stage is the admin's, see pipeline.celery).
 
-A job is a JSON dict that travels down the chain; each stage adds its output
-and a trace entry. A stage never raises for a failure: it retries transient
-ones with exponential backoff up to ``PIPELINE_MAX_RETRIES``, then passes the
-failure on as ``job["error"]``, so the persist stage always stores a chart or
-an error text. Every stage is idempotent: a redelivered message repeats work
-but writes nothing twice.
+A job (:class:`pipeline.jobs.Job`) travels down the chain; each stage adds its
+output and a trace entry. A stage never raises for a failure: it retries
+transient ones under the one retry policy (:class:`pipeline.celery.StageTask`),
+then passes the failure on as ``job["error"]``, so the persist stage always
+stores a chart or an error text. A stage of a run that a newer run superseded
+does no work; neither does a message whose worker died ``PIPELINE_MAX_DELIVERIES``
+times (it is parked: the row fails with the reason). Every stage is idempotent:
+a redelivered message repeats work but writes nothing twice.
 """
 
 from __future__ import annotations
@@ -23,70 +25,88 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from billiard.process import current_process
-from celery import Task
 
-from pipeline import clients, settings, status
-from pipeline.celery import POINTS_TASK, RENDER_TASK, app
+from pipeline import canvas, clients, jobs, settings, status
+from pipeline.celery import PARKED_QUEUE, POINTS_TASK, RENDER_TASK, SEND_TASK, StageTask, app
 from pipeline.charts import chart_options, plot_width
 from pipeline.errors import StageFailure, TransientFailure
+from pipeline.jobs import Job
 
 log = logging.getLogger(__name__)
 
-Job = dict[str, Any]
+
+def delivery_key(task: StageTask) -> str:
+    """One message of one attempt: the task id (derived from the run id) and its retry number."""
+    return f"{task.request.id}:{task.request.retries}"
 
 
-def retry_delay(retries: int) -> float:
-    """Seconds before retry number ``retries + 1``: 1, 2, 4, 8, ... capped."""
-    return min(settings.RETRY_BACKOFF_MAX, settings.RETRY_BACKOFF * 2**retries)
+def park(task: Any, stage: str, job: dict[str, Any], deliveries: int) -> str:
+    """Copy a poison message to the "parked" queue (for people to look at); returns the row's reason."""
+    slim = {key: value for key, value in job.items() if key not in ("points", "png")}
+    try:
+        with app.producer_or_acquire() as producer:
+            producer.publish(
+                {"task": task.name, "task_id": task.request.id, "deliveries": deliveries, "job": slim},
+                exchange=PARKED_QUEUE.exchange,
+                routing_key=PARKED_QUEUE.routing_key,
+                declare=[PARKED_QUEUE],
+                serializer="json",
+                delivery_mode=2,
+            )
+    except Exception as exc:  # noqa: BLE001 - the row still fails with the reason
+        log.warning("run %s: could not copy the parked message: %s", job.get("run_id"), exc)
+    log.error("run %s: %s delivered %d times, each time its worker died: parked", job.get("run_id"), stage, deliveries)
+    return (
+        f"its message was delivered {deliveries} times and each time the worker running it died "
+        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}): the message is parked in the queue "
+        f'"{PARKED_QUEUE.name}", not run again'
+    )
 
 
-def run_stage(task: Task, stage: str, state: str, job: Job, work: Callable[[Job], Job]) -> Job:
+def run_stage(task: StageTask, stage: str, state: str, job: Job, work: Callable[[Job], Job]) -> Job:
     """Run one stage of ``job`` with the pipeline's retry and failure rules."""
-    if job.get("error"):
-        return job  # an earlier stage failed: carry the failure to persist
-    status.set_state(job["function_id"], job["run_id"], state)
+    if job.get("version") != jobs.VERSION:  # sent by another release: fail the row, readably
+        version = f"job version {job.get('version')!r} is not {jobs.VERSION}"
+        return jobs.Job(**{**job, "error": job.get("error") or f'Stage "{stage}" failed: {version}'})  # type: ignore[typeddict-item]
+    if job.get("error") or job.get("superseded"):
+        return job  # an earlier stage failed or the run is superseded: carry it to persist
+    run = job["run_id"]
+    began = status.begin(job["function_id"], run, job["queued_at"], job["batch_id"], state, delivery_key(task))
+    if began.superseded:
+        log.info("run %s: superseded by a newer run of row %s, %s skipped", run, job["function_id"], stage)
+        return jobs.Job(**{**job, "superseded": True})  # type: ignore[typeddict-item]
     started_at = time.time()
     started = time.monotonic()
-    retries = task.request.retries
+    extra: dict[str, Any] = {}
     try:
+        if began.deliveries > settings.MAX_DELIVERIES:
+            raise StageFailure(park(task, stage, job, began.deliveries))
         result = work(job)
+        extra = result.pop("stage_info", {})  # type: ignore[typeddict-item]
     except TransientFailure as exc:
-        if retries < settings.MAX_RETRIES:
-            raise task.retry(exc=exc, countdown=retry_delay(retries)) from exc
-        result = dict(job, error=f"{exc} (gave up after {retries} retries)")
+        if task.may_retry():
+            status.note(job["function_id"], run, f'Stage "{stage}": {exc}')
+            log.warning("run %s: %s failed, retrying: %s", run, stage, exc)
+            raise  # StageTask.autoretry_for: Celery retries it with backoff and jitter
+        result = dict(
+            job, error=f"{exc} (gave up after {task.request.retries + 1} attempts in {task.failing_for():.0f} s)"
+        )
     except StageFailure as exc:
         result = dict(job, error=str(exc))
     except Exception as exc:  # a bug must still end as readable text, not a stuck row
-        log.exception("stage %s failed unexpectedly", stage)
+        log.exception("run %s: stage %s failed unexpectedly", run, stage)
         result = dict(job, error=f"{type(exc).__name__}: {exc}")
     if result.get("error"):
         result["error"] = f'Stage "{stage}" failed: {result["error"]}'
-        result["failed_stage"] = stage
-    delivery = task.request.delivery_info or {}
-    result["trace"] = {
-        **(job.get("trace") or {}),
-        stage: {
-            "queue": delivery.get("routing_key"),
-            "worker": task.request.hostname,
-            "started": started_at,
-            "seconds": round(time.monotonic() - started, 4),
-            "attempts": retries + 1,
-            **result.pop("stage_info", {}),  # what the stage adds of its own, e.g. its exporter
-        },
-    }
-    return result
+        log.warning("run %s: %s", run, result["error"])
+    entry = jobs.trace_entry(task.request, started_at, time.monotonic() - started, **extra)
+    return jobs.with_trace(result, stage, entry)  # type: ignore[arg-type]
 
 
 def _points(job: Job) -> Job:
     width = plot_width(settings.CHART_WIDTH)
     body = clients.fetch_points(job["expression"], job["interval"], job["dt"], width)
-    return dict(
-        job,
-        points=body["points"],
-        end=body["end"],
-        samples=body.get("samples"),
-        decimated=body.get("decimated", False),
-    )
+    return jobs.Job(**{**job, "points": body["points"], "end": body["end"]})  # type: ignore[typeddict-item]
 
 
 def exporter_targets(urls: list[str]) -> list[str]:
@@ -140,22 +160,31 @@ def _render(job: Job) -> Job:
     request = render_chart.request
     with exporter_lease(request.hostname or "", request.retries) as url:
         png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
-    result = {key: value for key, value in job.items() if key != "points"}
+    result: dict[str, Any] = {key: value for key, value in job.items() if key != "points"}
     result["stage_info"] = {"exporter": url}
     result["png"] = base64.b64encode(png).decode("ascii")
-    return result
+    return result  # type: ignore[return-value]
 
 
 # The chain hands each stage's return value to the next stage in the message
 # itself; storing the points and the PNG in the result backend too would only
 # cost time, so the two intermediate stages keep no result.
-@app.task(name=POINTS_TASK, bind=True, max_retries=None, ignore_result=True)
-def generate_points(self: Task, job: Job) -> Job:
+@app.task(name=POINTS_TASK, bind=True, base=StageTask, ignore_result=True)
+def generate_points(self: StageTask, job: Job) -> Job:
     """Stage 1: the function's points from datagen."""
     return run_stage(self, "points", status.POINTS, job, _points)
 
 
-@app.task(name=RENDER_TASK, bind=True, max_retries=None, ignore_result=True)
-def render_chart(self: Task, job: Job) -> Job:
+@app.task(name=RENDER_TASK, bind=True, base=StageTask, ignore_result=True)
+def render_chart(self: StageTask, job: Job) -> Job:
     """Stage 2: the chart's PNG from the export server."""
     return run_stage(self, "render", status.RENDERING, job, _render)
+
+
+@app.task(name=SEND_TASK, bind=True, base=StageTask, autoretry_for=(Exception,), ignore_result=True)
+def send_chains(self: StageTask, batch: list[Job]) -> int:
+    """Send the chains of a big batch; a failed send is retried under the one policy
+    (a retry or redelivery re-sends them all: every stage is idempotent and a batch
+    counts each run once)."""
+    canvas.send_chains(batch)
+    return len(batch)

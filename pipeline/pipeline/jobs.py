@@ -1,0 +1,92 @@
+"""The one contract between the stages: the message that travels down a chain.
+
+The admin builds it with :func:`new_job`; each stage returns it with its own
+output added. It carries only what a later stage reads:
+
+| field         | written by | read by                 |
+|---------------|------------|-------------------------|
+| version       | new_job    | every stage (refuses another version) |
+| function_id, run_id, batch_id, queued_at | new_job | every stage (status, superseded check) |
+| expression, interval, dt | new_job | points, render |
+| points        | points     | render                  |
+| end           | points     | persist (processing date) |
+| png           | render     | persist                 |
+| error         | any stage  | later stages (skip), persist (stores it) |
+| superseded    | any stage  | later stages (skip), persist (counts it) |
+| trace         | every stage| persist (stores it)     |
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NotRequired, TypedDict
+
+VERSION = 2
+
+
+class TraceEntry(TypedDict, total=False):
+    queue: str | None
+    worker: str | None
+    started: float
+    seconds: float
+    attempts: int
+    exporter: str
+
+
+class Job(TypedDict):
+    version: int
+    function_id: int
+    run_id: str
+    batch_id: str | None
+    queued_at: float
+    expression: str
+    interval: float
+    dt: float
+    trace: dict[str, TraceEntry]
+    points: NotRequired[list[list[float]]]
+    end: NotRequired[float]
+    png: NotRequired[str]
+    error: NotRequired[str]
+    superseded: NotRequired[bool]
+
+
+def new_job(
+    function_id: int,
+    run_id: str,
+    expression: str,
+    interval: float,
+    dt: float,
+    batch_id: str | None = None,
+    queued_at: float | None = None,
+) -> Job:
+    """The message that starts one chain (``queued_at``: when the run was queued, unix seconds)."""
+    return Job(
+        version=VERSION,
+        function_id=function_id,
+        run_id=run_id,
+        batch_id=batch_id,
+        queued_at=time.time() if queued_at is None else queued_at,
+        expression=expression,
+        interval=interval,
+        dt=dt,
+        trace={},
+    )
+
+
+def trace_entry(request: Any, started_at: float, seconds: float | None = None, **extra: Any) -> TraceEntry:
+    """One stage's line of the trace, from the Celery request that ran it."""
+    delivery = request.delivery_info or {}
+    entry = TraceEntry(
+        queue=delivery.get("routing_key"),
+        worker=request.hostname,
+        started=started_at,
+        attempts=request.retries + 1,
+    )
+    if seconds is not None:
+        entry["seconds"] = round(seconds, 4)
+    entry.update(extra)  # type: ignore[typeddict-item]
+    return entry
+
+
+def with_trace(job: Job, stage: str, entry: TraceEntry) -> Job:
+    return Job(**{**job, "trace": {**(job.get("trace") or {}), stage: entry}})  # type: ignore[typeddict-item]

@@ -1,0 +1,382 @@
+"""The fault suite: the whole stack on its own PostgreSQL, Redis and RabbitMQ.
+
+The harness starts those three on side ports (tests/sideservices.py; the
+machine's shared instances are never touched), then the admin, datagen, one
+export server, the three workers and beat with the same ``deploy/run`` commands
+as production, and drives the admin over HTTP as a user would. Each test
+injects one fault during a running batch and asserts that every row ends final
+and truthful: done with its newest run's chart, or failed with the real cause.
+Bounds are short here (see ENV) so that the suite stays under a few minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+import redis
+import requests
+from kombu import Connection
+
+from tests.sideservices import SideServices
+from tests.stack import ROOT, Stack, wait_until
+
+SLOT = int(os.environ.get("TEST_SLOT", "0"))
+BASE = 18000 + 100 * SLOT + 60
+USER, PASSWORD = "faults", "faults-pw-for-tests-1"
+PRESETS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600)"]
+
+# Short bounds, so faults and their outcomes fit in seconds.
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+    "DJANGO_DEBUG": "true",
+    "DJANGO_SECRET_KEY": "faults-only-secret-key",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DJANGO_SUPERUSER_USERNAME": USER,
+    "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+    "ADMIN_PORT": str(BASE + 10),
+    "ADMIN_WORKERS": "1",
+    "ADMIN_THREADS": "4",
+    "DATAGEN_PORT": str(BASE + 11),
+    "DATAGEN_URL": f"http://127.0.0.1:{BASE + 11}",
+    "DATAGEN_WORKERS": "1",
+    "EXPORTER_URLS": f"http://127.0.0.1:{BASE + 12}",
+    "POINTS_CONCURRENCY": "2",
+    "RENDER_CONCURRENCY": "2",
+    "PERSIST_CONCURRENCY": "2",
+    "PIPELINE_HTTP_TIMEOUT": "5",
+    "PIPELINE_RETRY_BACKOFF": "1",
+    "PIPELINE_RETRY_BACKOFF_MAX": "2",
+    "PIPELINE_RETRY_WINDOW": "120",
+    "PIPELINE_MAX_RETRIES": "200",
+    "PIPELINE_SWEEP_EVERY": "2",
+    "PIPELINE_FANOUT_OVER": "8",
+    "STALLED_AFTER_SECONDS": "15",
+    "ADD_WAIT_SECONDS": "10",
+    "CELERY_LOG_LEVEL": "INFO",
+}
+
+pytestmark = [pytest.mark.stack]
+
+
+@dataclass
+class Faults:
+    side: SideServices
+    stack: Stack
+    admin: requests.Session
+    url: str
+
+    # the database ------------------------------------------------------------
+
+    def db(self):
+        conn = psycopg2.connect(host="127.0.0.1", port=self.side.pg_port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        return conn
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        conn = self.db()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def make_rows(self, count: int) -> list[int]:
+        values = [(PRESETS[i % len(PRESETS)], 1 + i % 3, 1 + i % 2) for i in range(count)]
+        conn = self.db()
+        try:
+            with conn.cursor() as cur:
+                ids = []
+                for expression, dt, interval in values:
+                    cur.execute(
+                        "INSERT INTO functions_function (expression, dt, interval, created_at, state, error, trace)"
+                        " VALUES (%s, %s, %s, now(), 'done', '', '{}') RETURNING id",
+                        (expression, dt, interval),
+                    )
+                    ids.append(cur.fetchone()[0])
+                return ids
+        finally:
+            conn.close()
+
+    def rows(self, ids: list[int]) -> dict[int, dict]:
+        found = self.query(
+            "SELECT id, state, run_id, result_run, error, chart IS NOT NULL, trace FROM functions_function"
+            " WHERE id = ANY(%s)",
+            (ids,),
+        )
+        keys = ("state", "run_id", "result_run", "error", "has_chart", "trace")
+        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in found}
+
+    def settle(self, ids: list[int], timeout: float) -> dict[int, dict]:
+        """Wait until every row is final with its latest run's outcome."""
+
+        def settled():
+            rows = self.rows(ids)
+            final = all(r["state"] != "queued" and r["result_run"] == r["run_id"] for r in rows.values())
+            return rows if final and len(rows) == len(ids) else None
+
+        return wait_until(settled, timeout, f"{len(ids)} rows to settle", poll=0.5)
+
+    # the admin over HTTP -------------------------------------------------------
+
+    def post(self, path: str, data: dict, timeout: float = 60) -> tuple[requests.Response, float]:
+        data = {**data, "csrfmiddlewaretoken": self.admin.cookies["csrftoken"]}
+        started = time.monotonic()
+        response = self.admin.post(self.url + path, data=data, timeout=timeout, headers={"Referer": self.url})
+        return response, time.monotonic() - started
+
+    def refresh(self, ids: list[int]) -> tuple[requests.Response, float]:
+        return self.post("/admin/functions/function/", {"action": "refresh", "_selected_action": ids, "index": 0})
+
+    def list_page(self) -> str:
+        return self.admin.get(self.url + "/admin/functions/function/", timeout=30).text
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis(port=self.side.redis_port, decode_responses=True, socket_timeout=2)
+
+    def wait_for_progress(self, ids: list[int], done: int = 1, timeout: float = 60) -> None:
+        """Until ``done`` rows of this refresh are stored (the batch is running)."""
+        wait_until(
+            lambda: (
+                sum(r["state"] == "done" and r["result_run"] == r["run_id"] for r in self.rows(ids).values()) >= done
+            ),
+            timeout,
+            "the batch to be under way",
+            poll=0.1,
+        )
+
+
+def login(url: str) -> requests.Session:
+    session = requests.Session()
+    session.get(url + "/admin/login/", timeout=10)
+    response = session.post(
+        url + "/admin/login/?next=/admin/",
+        data={
+            "username": USER,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": url + "/admin/login/"},
+        timeout=10,
+    )
+    assert response.ok and "sessionid" in session.cookies, response.text[:500]
+    return session
+
+
+@pytest.fixture(scope="module")
+def faults() -> Iterator[Faults]:
+    side = SideServices(BASE)
+    stack = None
+    try:
+        side.start()
+        env = {**os.environ, **ENV, **side.env(), "CELERY_BEAT_SCHEDULE": str(side.dir / "beat-schedule")}
+        subprocess.run([str(ROOT / "deploy" / "run"), "bootstrap"], env=env, check=True, capture_output=True)
+        stack = Stack(env, extra=("beat", "admin"))
+        stack.start()
+        url = f"http://127.0.0.1:{ENV['ADMIN_PORT']}"
+        yield Faults(side, stack, login(url), url)
+    except BaseException:
+        if stack is not None:
+            print(stack.logs())
+        raise
+    finally:
+        if stack is not None:
+            stack.stop()
+        side.close()
+
+
+def assert_all_done(rows: dict[int, dict]) -> None:
+    for pk, row in rows.items():
+        assert row["state"] == "done" and row["has_chart"] and not row["error"], (pk, row["error"])
+
+
+# ----------------------------------------------------------------------------- infrastructure restarts
+
+
+def test_rabbitmq_restarted_mid_batch_every_row_ends_done(faults):
+    ids = faults.make_rows(12)
+    faults.refresh(ids)
+    faults.wait_for_progress(ids)
+    faults.side.stop_rabbitmq()
+    time.sleep(2)
+    faults.side.start_rabbitmq()
+    assert_all_done(faults.settle(ids, 150))
+
+
+def test_redis_restarted_mid_batch_every_row_ends_done_and_every_key_expires(faults):
+    ids = faults.make_rows(16)
+    faults.refresh(ids)
+    faults.wait_for_progress(ids)
+    faults.side.stop_redis()
+    time.sleep(2)
+    faults.side.start_redis()
+    assert_all_done(faults.settle(ids, 120))
+    faults.refresh(ids[:2])  # and a batch after the restart
+    assert_all_done(faults.settle(ids[:2], 60))
+    r = faults.redis()
+    keys = list(r.scan_iter("*"))
+    assert keys
+    assert {key: r.ttl(key) for key in keys if r.ttl(key) < 0} == {}  # every key expires
+    for key in r.scan_iter("fd:batch:*"):
+        if r.type(key) == "hash":  # a batch shown is never wrong: it still knows its total
+            batch = r.hgetall(key)
+            assert "total" in batch, batch
+            assert sum(int(batch.get(k, 0)) for k in ("done", "failed", "superseded")) <= int(batch["total"])
+
+
+def test_postgresql_restarted_mid_batch_no_finished_chart_is_thrown_away(faults):
+    ids = faults.make_rows(12)
+    faults.refresh(ids)
+    faults.wait_for_progress(ids)
+    faults.side.stop_postgres()
+    time.sleep(8)  # longer than the old persist retries lasted (~6 s)
+    faults.side.start_postgres()
+    rows = faults.settle(ids, 150)
+    assert_all_done(rows)
+    assert max(row["trace"]["persist"]["attempts"] for row in rows.values()) > 1  # persist did wait it out
+
+
+# ----------------------------------------------------------------------------- sending
+
+
+def test_refresh_and_add_answer_at_once_while_redis_is_down_and_the_status_catches_up(faults):
+    ids = faults.make_rows(4)
+    faults.side.stop_redis()
+    try:
+        response, seconds = faults.refresh(ids)
+        assert response.status_code == 200 and "4 functions queued for refresh" in response.text
+        assert seconds < 3, seconds
+        add = {"preset": "t + 2/t", "expression": "", "dt": 1, "interval": 1, "_save": "Save"}
+        response, seconds = faults.post("/admin/functions/function/add/", add)
+        assert response.status_code == 200, response.text[:2000]
+        assert seconds < 10, seconds  # the chart itself is made while Redis is down
+        assert_all_done(faults.settle(ids, 60))
+    finally:
+        faults.side.start_redis()
+    (added,) = faults.query("SELECT id FROM functions_function ORDER BY id DESC LIMIT 1")
+    assert_all_done(faults.settle([added[0]], 30))
+    # Redis back: the next refresh's status and batch show again.
+    faults.refresh(ids)
+    faults.settle(ids, 60)
+    assert re.search(r"4 done, 0 failed of 4", faults.list_page())
+
+
+def test_refresh_while_the_broker_is_down_answers_at_once_and_fails_the_rows_with_the_reason(faults):
+    ids = faults.make_rows(3)
+    faults.side.stop_rabbitmq()
+    try:
+        response, seconds = faults.refresh(ids)
+        assert response.status_code == 200, response.text[:2000]
+        assert seconds < 10, seconds
+        rows = faults.settle(ids, 10)
+    finally:
+        faults.side.start_rabbitmq()
+    for row in rows.values():
+        assert row["state"] == "failed"
+        assert "could not be sent" in row["error"] and "broker" in row["error"], row["error"]
+    faults.stack.wait_for_worker("points")
+    faults.refresh(ids)  # the broker is back: the same rows refresh fine
+    assert_all_done(faults.settle(ids, 60))
+
+
+# ----------------------------------------------------------------------------- processes killed
+
+
+def test_datagen_and_the_export_server_killed_mid_batch_every_row_ends_done(faults):
+    ids = faults.make_rows(10)
+    faults.refresh(ids)
+    faults.wait_for_progress(ids)
+    faults.stack.datagen.kill()
+    for exporter in faults.stack.exporters:
+        exporter.kill()
+    time.sleep(3)
+    faults.stack.restart(faults.stack.datagen, ENV["DATAGEN_URL"] + "/health")
+    for exporter, url in zip(faults.stack.exporters, faults.stack.exporter_urls, strict=True):
+        faults.stack.restart(exporter, url + "/health")
+    assert_all_done(faults.settle(ids, 120))
+
+
+@pytest.mark.parametrize("queue", ["points", "persist"])
+def test_a_worker_killed_mid_batch_loses_nothing(faults, queue):
+    ids = faults.make_rows(10)
+    faults.refresh(ids)
+    faults.wait_for_progress(ids)
+    faults.stack.workers[queue].kill()
+    time.sleep(1)
+    faults.stack.restart_worker(queue)
+    assert_all_done(faults.settle(ids, 120))
+
+
+def test_a_deep_queue_is_not_mistaken_for_lost_work(faults):
+    """Rows waiting in a queue longer than STALLED_AFTER_SECONDS are left alone by the sweep."""
+    faults.stack.workers["points"].stop()
+    ids = faults.make_rows(5)
+    faults.refresh(ids)
+    time.sleep(float(ENV["STALLED_AFTER_SECONDS"]) + 3 * float(ENV["PIPELINE_SWEEP_EVERY"]))
+    assert {row["state"] for row in faults.rows(ids).values()} == {"queued"}  # waiting, not failed
+    faults.stack.restart_worker("points")
+    assert_all_done(faults.settle(ids, 60))
+
+
+def test_work_really_lost_is_failed_by_the_beat_sweep_with_the_reason(faults):
+    """A run queued in the database whose message is gone: the sweep (run by beat) fails it."""
+    (pk,) = faults.make_rows(1)
+    faults.query(
+        "UPDATE functions_function SET state = 'queued', run_id = gen_random_uuid(), queued_at = now() WHERE id = %s",
+        (pk,),
+    )
+    rows = faults.settle([pk], float(ENV["STALLED_AFTER_SECONDS"]) + 20)
+    assert rows[pk]["state"] == "failed"
+    assert "made no progress" in rows[pk]["error"] and "Refresh again" in rows[pk]["error"]
+
+
+def test_a_message_that_kills_its_worker_is_parked_and_the_row_failed_with_the_reason(faults):
+    (pk,) = faults.make_rows(1)
+    render = faults.stack.workers["render"]
+    exporter = faults.stack.exporters[0]
+    exporter.signal_group(signal.SIGSTOP)  # the render hangs: time to kill its worker mid-task
+    try:
+        faults.refresh([pk])
+        run = faults.rows([pk])[pk]["run_id"]
+        counter = f"fd:deliveries:{run}.render:0"
+        for delivery in range(1, 4):
+            wait_until(lambda d=delivery: int(faults.redis().get(counter) or 0) >= d, 30, f"delivery {delivery}")
+            children = subprocess.run(["pgrep", "-P", str(render.popen.pid)], capture_output=True, text=True)
+            for child in children.stdout.split():
+                os.kill(int(child), signal.SIGKILL)  # the pool process dies, as an out-of-memory kill would
+    finally:
+        exporter.signal_group(signal.SIGCONT)
+    rows = faults.settle([pk], 60)
+    assert rows[pk]["state"] == "failed"
+    assert "delivered 4 times" in rows[pk]["error"] and "parked" in rows[pk]["error"], rows[pk]["error"]
+    with Connection(faults.stack.env["CELERY_BROKER_URL"]) as connection:
+        parked = connection.default_channel.basic_get("parked", no_ack=True)
+    assert parked is not None and str(run) in str(parked.body)  # a copy is kept for people to look at
+    assert render.running  # the worker itself survived and serves the next rows
+    ids = faults.make_rows(2)
+    faults.refresh(ids)
+    assert_all_done(faults.settle(ids, 60))
+
+
+def test_every_log_line_of_a_run_carries_its_run_id(faults):
+    ids = faults.make_rows(1)
+    faults.refresh(ids)
+    run = str(faults.settle(ids, 60)[ids[0]]["run_id"])
+    lines = [
+        line
+        for worker in faults.stack.workers.values()
+        for line in worker.log_path.read_text(errors="replace").splitlines()
+        if run in line
+    ]
+    # Celery's own lines (received, succeeded) name the task, whose id is the run id and the stage.
+    for stage in ("points", "render", "persist"):
+        assert any(f"{run}.{stage}" in line and "succeeded" in line for line in lines), stage
