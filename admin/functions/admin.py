@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils import dateformat, timezone
+from django.utils import dateformat, formats, timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language, ngettext
@@ -26,7 +26,7 @@ from django.views.decorators.http import condition
 from functions import selectors, series, services
 from functions.forms import FunctionForm
 from functions.models import Function
-from functions.numbers import format_duration, format_number
+from functions.numbers import format_duration
 
 
 def format_processing_date(value: datetime) -> str:
@@ -178,7 +178,7 @@ class FunctionAdmin(admin.ModelAdmin):
         return _("dt = %(dt)s, interval = %(interval)s: %(samples)s samples") % {
             "dt": format_duration(obj.dt, "h"),
             "interval": format_duration(obj.interval, "d"),
-            "samples": format_number(samples, digits=3) if samples >= 1e6 else str(samples),
+            "samples": formats.number_format(samples, force_grouping=True),
         }
 
     @admin.display(description=_("interactive chart"))
