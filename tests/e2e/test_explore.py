@@ -99,8 +99,10 @@ def test_numbers_for_people_and_a_list_that_fits(ten_years, page: Page, shots, l
     page.fill("input[name=dt]", typed)
     page.fill("input[name=interval]", "1")
     with page.expect_navigation(url=f"**{LIST_URL}", timeout=WAIT_SECONDS * 1000):
-        page.locator("input[name=_save]").click()
+        page.locator("input[name=_save]").click(timeout=WAIT_SECONDS * 1000)
     added = off_loop(lambda: Function.objects.get(expression="cos(t/7200)"))
+    # The row finishes without a reload if it was still in flight.
+    row(page, "y = cos(t/7200)").locator("img.fd-thumb").wait_for(timeout=WAIT_SECONDS * 1000)
     assert added.dt == 0.5, f"{typed!r} was stored as {added.dt!r}"
 
     expected = {

@@ -136,7 +136,7 @@ def add_function(page: Page, *, preset: str, expression: str = "", before_save=N
         before_save()
     # The add view waits (bounded) for the chart, then opens the list.
     with page.expect_navigation(url=f"**{LIST_URL}", timeout=WAIT_SECONDS * 1000):
-        page.locator("input[name=_save]").click()
+        page.locator("input[name=_save]").click(timeout=WAIT_SECONDS * 1000)
 
 
 # The walk -----------------------------------------------------------------------

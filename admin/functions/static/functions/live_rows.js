@@ -6,7 +6,7 @@
  * truth: the cells come from the same display methods). It stops as soon as no row is
  * in flight. The browser only ever talks to the admin.
  */
-(function () {
+function fdLiveRows() {
   "use strict";
   const box = document.getElementById("fd-batches");
   const table = document.getElementById("result_list");
@@ -71,4 +71,8 @@
   }
 
   schedule();
-})();
+}
+
+// The admin puts its media scripts in <head>: start once the list exists.
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fdLiveRows);
+else fdLiveRows();
