@@ -26,7 +26,7 @@ from django.views.decorators.http import condition
 from functions import selectors, series, services
 from functions.forms import FunctionForm
 from functions.models import Function
-from functions.numbers import format_duration
+from functions.numbers import duration_parts, format_duration
 
 
 def format_processing_date(value: datetime) -> str:
@@ -50,6 +50,14 @@ def _query_number(request: HttpRequest, name: str) -> float | None:
     if not math.isfinite(value):
         raise BadQuery(name, f"{name} must be a finite number (unix seconds or pixels), not {text[:40]!r}")
     return value
+
+
+def _duration_html(value: float, unit: str) -> str:
+    """A duration for the list: each part kept on one line, the line breaking between them."""
+    text, human = duration_parts(value, unit)
+    if human is None:
+        return format_html('<span class="fd-nowrap">{}</span>', text)
+    return format_html('<span class="fd-nowrap">{}</span> <span class="fd-nowrap">({})</span>', text, human)
 
 
 class BadQuery(Exception):
@@ -135,11 +143,11 @@ class FunctionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("dt, hours"), ordering="dt")
     def dt_human(self, obj: Function) -> str:
-        return format_duration(obj.dt, "h")
+        return _duration_html(obj.dt, "h")
 
     @admin.display(description=_("interval, days"), ordering="interval")
     def interval_human(self, obj: Function) -> str:
-        return format_duration(obj.interval, "d")
+        return _duration_html(obj.interval, "d")
 
     @admin.display(description=_("processing date"), ordering="processed_at", empty_value="—")
     def processing_date(self, obj: Function) -> str | None:

@@ -72,17 +72,21 @@ def human_duration(seconds: float, digits: int = 3) -> tuple[str, str]:
     raise AssertionError("unreachable")
 
 
-def format_duration(value: float, unit: str) -> str:
-    """``value`` in ``unit`` ("h" or "d") with a readable unit beside it when that helps.
+def duration_parts(value: float, unit: str) -> tuple[str, str | None]:
+    """``value`` in ``unit`` ("h" or "d"), and the same in a more readable unit when that helps.
 
-    ``format_duration(1/60, "h")`` → ``0.0167 h (1 min)``; ``format_duration(1, "d")`` → ``1 d``.
+    ``duration_parts(1/60, "h")`` → ``("0.0167 h", "1 min")``; ``duration_parts(1, "d")`` → ``("1 d", None)``.
     """
     seconds = value * (3600.0 if unit == "h" else 86400.0)
     text = f"{format_number(value)} {_unit_symbol(unit)}"
     number, symbol = human_duration(seconds)
-    if symbol == _unit_symbol(unit):
-        return text
-    return f"{text} ({number} {symbol})"
+    return text, None if symbol == _unit_symbol(unit) else f"{number} {symbol}"
+
+
+def format_duration(value: float, unit: str) -> str:
+    """``0.0167 h (1 min)``; ``1 d``."""
+    text, human = duration_parts(value, unit)
+    return f"{text} ({human})" if human else text
 
 
 def parse_number(text: str) -> float:

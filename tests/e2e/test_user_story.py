@@ -172,6 +172,8 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     formula = "y = t + 2/t"
     add_function(page, preset="t + 2/t", before_save=lambda: shots(page, "add-form"))
     assert row(page, formula).count() == 1, f"no row for {formula!r} after saving"
+    # On a busy machine the add view's bounded wait may end first: the row then finishes by itself.
+    row(page, formula).locator("img.fd-thumb").wait_for(timeout=WAIT_SECONDS * 1000)
     assert_chart_loaded(page, formula)
     cells = [
         " ".join(row(page, formula).locator(f"td.field-{name}").inner_text().split())
@@ -190,6 +192,7 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     failing = "y = 1/(t - t)"
     add_function(page, preset="__custom__", expression="1/(t - t)")
     error = row(page, failing).locator("pre.fd-error")
+    error.wait_for(timeout=WAIT_SECONDS * 1000)
     assert error.count() == 1, f"no error text in the row of {failing!r}: {row(page, failing).inner_html()}"
     assert "division by zero" in error.inner_text()
     assert row(page, failing).locator("img").count() == 0, "a failed function shows an image"
