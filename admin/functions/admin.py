@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils import dateformat, formats, timezone
 from django.utils.decorators import method_decorator
@@ -193,6 +194,10 @@ class FunctionAdmin(admin.ModelAdmin):
     def explore(self, obj: Function) -> str:
         if obj.processed_at is None or obj.error:
             return "—"
+        try:
+            library = static("vendor/highcharts/highstock.js")
+        except ValueError:  # not collected (deploy/lib.sh ensure_admin_assets copies it): no 500 for that
+            library = None
         return render_to_string(
             "admin/functions/function/explore.html",
             {
@@ -200,6 +205,7 @@ class FunctionAdmin(admin.ModelAdmin):
                 "points_url": reverse("admin:functions_function_points", args=[obj.pk]),
                 "csv_url": reverse("admin:functions_function_csv", args=[obj.pk]),
                 "language": get_language(),
+                "library": library,
                 "subtitle": _("dt = %(dt)s, interval = %(interval)s")
                 % {"dt": format_duration(obj.dt, "h"), "interval": format_duration(obj.interval, "d")},
             },
