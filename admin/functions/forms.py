@@ -20,7 +20,7 @@ class NumberField(forms.FloatField):
     the decimal comma in some locales and shows nothing for what it refuses.
     """
 
-    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 12})
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 22})
 
     def to_python(self, value):
         if value in self.empty_values:

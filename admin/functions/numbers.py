@@ -14,16 +14,7 @@ import math
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-# A human unit for a duration, largest first: (seconds per unit, symbol).
-UNITS = [
-    (365 * 86400.0, "yr"),
-    (86400.0, "d"),
-    (3600.0, "h"),
-    (60.0, "min"),
-    (1.0, "s"),
-]
+from pipeline import charts
 
 
 def _unit_symbol(symbol: str) -> str:
@@ -36,40 +27,9 @@ def _unit_symbol(symbol: str) -> str:
     }[symbol]
 
 
-def significant(value: float, digits: int = 3) -> str:
-    """``value`` as short plain text with a decimal point (``0.0167``, ``1.25``, ``1.5e+07``).
-
-    Up to six significant digits when that is exact (what a person typed),
-    otherwise ``digits`` significant digits.
-    """
-    for text in (f"{value:.6g}", f"{value:.{digits}g}"):
-        if float(text) == value:
-            return text
-    return text
-
-
-def format_number(value: float, digits: int = 3, decimal_separator: str | None = None) -> str:
-    """A number for people in the current language: decimal comma in Russian, ×10ⁿ when huge or tiny."""
-    if not math.isfinite(value):
-        return str(value)
-    sep = decimal_separator if decimal_separator is not None else formats.get_format("DECIMAL_SEPARATOR")
-    text = significant(value, digits)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}×10{str(int(exponent)).translate(SUPERSCRIPT)}"
-    elif value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
-        exponent = math.floor(math.log10(abs(value)))
-        mantissa = significant(value / 10**exponent, digits)
-        text = f"{mantissa}×10{str(exponent).translate(SUPERSCRIPT)}"
-    return text.replace(".", sep)
-
-
-def human_duration(seconds: float, digits: int = 3) -> tuple[str, str]:
-    """The duration in its most readable unit: (number text, unit symbol)."""
-    for size, symbol in UNITS:
-        if abs(seconds) >= size or symbol == "s":
-            return format_number(seconds / size, digits), _unit_symbol(symbol)
-    raise AssertionError("unreachable")
+def format_number(value: float, digits: int = 3) -> str:
+    """A number for people in the current language (the chart's rule, with the language's decimal separator)."""
+    return charts.format_number(value, digits).replace(".", formats.get_format("DECIMAL_SEPARATOR"))
 
 
 def duration_parts(value: float, unit: str) -> tuple[str, str | None]:
@@ -77,10 +37,11 @@ def duration_parts(value: float, unit: str) -> tuple[str, str | None]:
 
     ``duration_parts(1/60, "h")`` → ``("0.0167 h", "1 min")``; ``duration_parts(1, "d")`` → ``("1 d", None)``.
     """
-    seconds = value * (3600.0 if unit == "h" else 86400.0)
+    number, symbol = charts.readable_duration(value * (3600.0 if unit == "h" else 86400.0))
     text = f"{format_number(value)} {_unit_symbol(unit)}"
-    number, symbol = human_duration(seconds)
-    return text, None if symbol == _unit_symbol(unit) else f"{number} {symbol}"
+    if symbol == unit:
+        return text, None
+    return text, f"{number.replace('.', formats.get_format('DECIMAL_SEPARATOR'))} {_unit_symbol(symbol)}"
 
 
 def format_duration(value: float, unit: str) -> str:

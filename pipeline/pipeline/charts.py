@@ -33,24 +33,46 @@ DATE_TIME_LABELS = {
     "year": "%Y",
 }
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-DURATION_UNITS = [(86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s")]
+# A readable unit for a duration, largest first (seconds per unit, SI symbol).
+DURATION_UNITS = [(365 * 86400.0, "yr"), (86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s")]
 
 
-def _fmt(value: float) -> str:
-    """A number for people: as typed when short (1.25), else 3 significant digits; ×10ⁿ when huge or tiny."""
-    text = next((t for t in (f"{value:.6g}", f"{value:.3g}") if float(t) == value), f"{value:.3g}")
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}×10{str(int(exponent)).translate(SUPERSCRIPT)}"
-    return text
+def _strip(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """A number for people, with a decimal point (the admin localizes the separator).
+
+    As typed when short (``1.25``, ``3650``), else ``digits`` significant digits
+    (``0.0167``); ``×10ⁿ`` beyond 10⁶ and below 10⁻⁴, never a float's repr.
+    """
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    short = f"{value:.6g}"
+    if -4 <= exponent < 6:
+        if float(short) == value:
+            return short
+        return _strip(f"{value:.{max(0, digits - 1 - exponent)}f}")
+    if float(short) != value:
+        short = f"{value:.{digits - 1}e}"
+    mantissa, exponent_text = short.split("e")
+    return f"{_strip(mantissa)}×10{str(int(exponent_text)).translate(SUPERSCRIPT)}"
+
+
+def readable_duration(seconds: float, units: list[tuple[float, str]] = DURATION_UNITS) -> tuple[str, str]:
+    """``seconds`` in the largest unit it fills: (number text, SI symbol), e.g. ``("1", "min")``."""
+    size, symbol = next(((s, u) for s, u in units if abs(seconds) >= s), units[-1])
+    return format_number(float(f"{seconds / size:.3g}")), symbol
 
 
 def _duration(value: float, unit: str) -> str:
     """``0.0167 h (1 min)``: the value in its unit, with a readable unit beside it when that helps."""
-    seconds = value * (3600.0 if unit == "h" else 86400.0)
-    size, symbol = next(((s, u) for s, u in DURATION_UNITS if abs(seconds) >= s), DURATION_UNITS[-1])
-    text = f"{_fmt(value)} {unit}"
-    return text if symbol == unit else f"{text} ({_fmt(float(f'{seconds / size:.3g}'))} {symbol})"
+    # No years in the image: "yr" is no SI symbol (the admin's pages say it in words).
+    number, symbol = readable_duration(value * (3600.0 if unit == "h" else 86400.0), DURATION_UNITS[1:])
+    text = f"{format_number(value)} {unit}"
+    return text if symbol == unit else f"{text} ({number} {symbol})"
 
 
 def y_axis_scale(values: list[float]) -> int:

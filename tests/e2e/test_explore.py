@@ -41,9 +41,9 @@ def cos_f(t: float) -> float:
     return math.cos(t / 7200)
 
 
-DOC_SCREENSHOTS = {
-    "en": {"explore-zoomed": "explore.png", "list-1280": "list-numbers.png"},
-    "ru": {"explore-zoomed": "explore-ru.png", "list-1280": "list-ru.png"},
+DOC_SCREENSHOTS = {  # per test, then language
+    "zoom": {"en": {"explore-zoomed": "explore.png"}, "ru": {"explore-zoomed": "explore-ru.png"}},
+    "list": {"en": {"list-1280": "list-numbers.png"}, "ru": {"list-1280": "list-ru.png"}},
 }
 
 
@@ -129,7 +129,7 @@ def test_numbers_for_people_and_a_list_that_fits(ten_years, page: Page, shots, l
     page.reload()
     assert_columns_in_view(page)
     shots(page, "list-1024")
-    shots.publish({"list-1280": DOC_SCREENSHOTS[lang]["list-1280"]})
+    shots.publish(DOC_SCREENSHOTS["list"][lang])
 
     # The small series' CSV from its detail page: every sample, y = f(t).
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -244,4 +244,4 @@ def test_zoom_a_ten_year_series_down_to_minutes(ten_years, page: Page, shots, la
         m4_link.click()
     body = check_csv(download.value.path().read_text(), f)
     assert 2000 <= len(body) <= 4 * 2000, len(body)
-    shots.publish(DOC_SCREENSHOTS[lang])
+    shots.publish(DOC_SCREENSHOTS["zoom"][lang])

@@ -30,16 +30,23 @@
     return text.replace(".", decimalPoint);
   }
 
-  /** An axis label: as many digits as the tick interval needs. */
+  /** Decimals that show a tick interval exactly (0.025 -> 3, 20 -> 0), relative to 10^exponent. */
+  function decimalsOf(interval, exponent) {
+    const power = Math.floor(Math.log10(interval));
+    const mantissa = String(Number((interval / 10 ** power).toPrecision(6)));
+    const fraction = mantissa.includes(".") ? mantissa.split(".")[1].length : 0;
+    return Math.max(0, Math.min(15, exponent - power + fraction));
+  }
+
+  /** An axis label: exactly as many digits as the tick interval needs (0.725, not 0.73). */
   function tick(value, interval) {
     const magnitude = Math.max(Math.abs(value), interval);
     if (value !== 0 && (magnitude >= 1e6 || magnitude < 1e-3)) {
       const exponent = Math.floor(Math.log10(magnitude));
-      const digits = Math.max(0, Math.min(12, exponent - Math.floor(Math.log10(interval))));
+      const digits = decimalsOf(interval, exponent);
       return (value / 10 ** exponent).toFixed(digits).replace(".", decimalPoint) + "×10" + superscript(exponent);
     }
-    const digits = Math.max(0, Math.min(12, -Math.floor(Math.log10(interval))));
-    return Highcharts.numberFormat(value, digits, decimalPoint, " ");
+    return Highcharts.numberFormat(value, decimalsOf(interval, 0), decimalPoint, " ");
   }
 
   const dateLabels = {
@@ -63,7 +70,7 @@
   function describe(body) {
     const samples = Highcharts.numberFormat(body.samples, 0, decimalPoint, " ");
     const how = body.decimated ? box.dataset.m4 : box.dataset.raw;
-    if (state) state.textContent = samples + " · " + how;
+    if (state) state.textContent = box.dataset.samplesLabel.replace("{n}", samples) + " · " + how;
     box.dataset.samples = body.samples;
     box.dataset.decimated = body.decimated ? "1" : "0";
   }
