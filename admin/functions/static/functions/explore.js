@@ -161,7 +161,10 @@
           );
         },
       },
-      plotOptions: { series: { animation: false, dataGrouping: { enabled: false } } },
+      // Markers appear by themselves once the samples are 6 px apart or more (zoomed in: every sample).
+      plotOptions: {
+        series: { animation: false, dataGrouping: { enabled: false }, marker: { enabled: null, enabledThreshold: 6, radius: 3 } },
+      },
       series: [{ type: "line", name: box.dataset.title, data: first.data, lineWidth: 1.5 }],
     });
     box.fdChart = chart; // for people poking at it in the console, and for the browser tests
