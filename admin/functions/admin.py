@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -257,9 +258,11 @@ class FunctionAdmin(admin.ModelAdmin):
             obj.refresh_from_db()  # the saved row, as the database has it (run id, state)
 
     def response_add(self, request, obj, post_url_continue=None):
-        # The row is committed and its chain started: wait (bounded) for its
-        # chart, so the list opens with the outcome (story step 4).
-        selectors.wait_for_outcome(obj.pk, obj.run_id, settings.ADD_WAIT_SECONDS)
+        # The add view runs in a transaction; the row's chain is sent when it
+        # commits. Then (a callback registered after the chain's, so it runs
+        # after it) wait, bounded, for the chart, so the list opens with the
+        # outcome (story step 4).
+        transaction.on_commit(lambda: selectors.wait_for_outcome(obj.pk, obj.run_id, settings.ADD_WAIT_SECONDS))
         return super().response_add(request, obj, post_url_continue)
 
     # The chart image ------------------------------------------------------------
