@@ -47,6 +47,15 @@ ensure_exporter() {
   "$ROOT/exporter/install.sh"
 }
 
+ensure_admin_assets() { # the charting library of the admin's detail page, from the exporter's npm lock
+  local src="$ROOT/exporter/node_modules/highcharts" dst="$ROOT/admin/vendor/highcharts" file
+  mkdir -p "$dst"
+  for file in highstock.js LICENSE.txt; do
+    [ -f "$src/$file" ] || die "exporter/node_modules/highcharts/$file is missing: run exporter/install.sh"
+    cmp -s "$src/$file" "$dst/$file" || cp "$src/$file" "$dst/$file"
+  done
+}
+
 start_postgres() {
   command -v pg_ctlcluster >/dev/null 2>&1 || return 1
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | tail -n 1)" main start
@@ -118,5 +127,6 @@ ensure_prerequisites() { # what every runner needs before it starts a process
   ensure_python
   ensure_chromium
   ensure_exporter
+  ensure_admin_assets
   ensure_services
 }

@@ -154,6 +154,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Highstock for the detail page's interactive chart: copied from the exporter's
+# npm lock (the same Highcharts version that draws the PNGs) by deploy/lib.sh.
+STATICFILES_DIRS = [("vendor/highcharts", BASE_DIR / "vendor" / "highcharts")]
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(REPO_DIR / "var" / "static")))
 STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import csv
+import io
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import path, reverse
-from django.utils import dateformat, timezone
+from django.utils import dateformat, formats, timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import condition
 
-from functions import selectors, services
+from functions import selectors, series, services
 from functions.forms import FunctionForm
 from functions.models import Function
+from functions.numbers import duration_parts, format_duration
 
 
 def format_processing_date(value: datetime) -> str:
@@ -28,6 +38,42 @@ def format_processing_date(value: datetime) -> str:
 
 # How long a browser keeps a versioned chart URL (?v=<result_run>): a year.
 CHART_MAX_AGE = 365 * 24 * 3600
+
+
+LIVE_COLUMNS = ["chart_or_error", "processing_date", "status"]  # what a row in flight changes
+MAX_LIVE_ROWS = 500
+
+
+def _query_number(request: HttpRequest, name: str) -> float | None:
+    """An optional finite number from the query string; a clear 400 naming the field otherwise."""
+    text = request.GET.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise BadQuery(name, f"{name} must be a finite number (unix seconds or pixels), not {text[:40]!r}")
+    return value
+
+
+def _duration_html(value: float, unit: str) -> str:
+    """A duration for the list: each part kept on one line, the line breaking between them."""
+    text, human = duration_parts(value, unit)
+    if human is None:
+        return format_html('<span class="fd-nowrap">{}</span>', text)
+    return format_html('<span class="fd-nowrap">{}</span> <span class="fd-nowrap">({})</span>', text, human)
+
+
+class BadQuery(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"errors": [{"field": self.field, "message": self.message}]}, status=400)
+
 
 STAGE_LABELS = {
     "queued": _("queued"),
@@ -49,8 +95,8 @@ def refresh(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> None:
     modeladmin.message_user(
         request,
         ngettext(
-            "%(count)d function queued for refresh. Reload the page to see the new chart.",
-            "%(count)d functions queued for refresh. Reload the page to see the new charts.",
+            "%(count)d function queued for refresh. Its row updates itself.",
+            "%(count)d functions queued for refresh. Their rows update themselves.",
             count,
         )
         % {"count": count},
@@ -61,16 +107,16 @@ def refresh(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> None:
 @admin.register(Function)
 class FunctionAdmin(admin.ModelAdmin):
     form = FunctionForm
-    list_display = ["formula", "chart_or_error", "dt", "interval", "processing_date", "status"]
+    list_display = ["formula", "chart_or_error", "dt_human", "interval_human", "processing_date", "status"]
     list_display_links = ["formula"]
     list_filter = ["state"]
     search_fields = ["expression"]
-    sortable_by = ["formula", "dt", "interval", "processing_date"]
+    sortable_by = ["formula", "dt_human", "interval_human", "processing_date"]
     ordering = ["-created_at", "-id"]
     list_per_page = 20
     actions = [refresh]
     fieldsets = [(None, {"fields": ["preset", "expression", "dt", "interval"]})]
-    readonly_fields = ["full_chart", "error_text", "processing_date", "status", "stage_trace"]
+    readonly_fields = ["full_chart", "error_text", "processing_date", "status", "stage_trace", "sampling", "explore"]
 
     # The list -----------------------------------------------------------------
 
@@ -78,17 +124,12 @@ class FunctionAdmin(admin.ModelAdmin):
         # The list never loads the PNGs; the <img> tags fetch them from chart_view.
         return super().get_queryset(request).defer("chart", "trace")
 
+    def get_changelist(self, request, **kwargs):
+        return LiveChangeList
+
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "batches": selectors.recent_batches()}
-        response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
-        if changelist is not None:
-            # Evaluates (and caches) the page's rows once; the columns read .live_stage.
-            rows = list(changelist.result_list)
-            live = selectors.live_states(rows)
-            for row in rows:
-                row.live_stage = live.get(row.pk, "queued")
-        return response
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("function"), ordering="expression")
     def formula(self, obj: Function) -> str:
@@ -106,10 +147,21 @@ class FunctionAdmin(admin.ModelAdmin):
             return self._chart_img(obj, "fd-thumb")
         return format_html('<span class="fd-pending">{}</span>', _("not rendered yet"))
 
+    @admin.display(description=_("dt, hours"), ordering="dt")
+    def dt_human(self, obj: Function) -> str:
+        return _duration_html(obj.dt, "h")
+
+    @admin.display(description=_("interval, days"), ordering="interval")
+    def interval_human(self, obj: Function) -> str:
+        return _duration_html(obj.interval, "d")
+
     @admin.display(description=_("processing date"), ordering="processed_at", empty_value="—")
     def processing_date(self, obj: Function) -> str | None:
         # To the second: a refresh within the same minute must show a new date.
-        return format_processing_date(obj.processed_at) if obj.processed_at else None
+        if not obj.processed_at:
+            return None
+        date, time = format_processing_date(obj.processed_at).split(" ", 1)
+        return format_html('<span class="fd-date">{}</span> <span class="fd-time">{}</span>', date, time)
 
     @admin.display(description=_("status"), ordering="state")
     def status(self, obj: Function) -> str:
@@ -125,13 +177,44 @@ class FunctionAdmin(admin.ModelAdmin):
             return self.fieldsets
         return [
             *self.fieldsets,
-            (_("Result"), {"fields": ["status", "processing_date", "full_chart", "error_text"]}),
+            (_("Result"), {"fields": ["sampling", "status", "processing_date", "full_chart", "error_text"]}),
+            (_("Explore the data"), {"fields": ["explore"]}),
             (_("Stages of the last run"), {"fields": ["stage_trace"], "classes": ["collapse"]}),
         ]
 
     @admin.display(description=_("chart"))
     def full_chart(self, obj: Function) -> str:
         return self._chart_img(obj, "fd-full") if obj.result_run and not obj.error else "—"
+
+    @admin.display(description=_("sampling"))
+    def sampling(self, obj: Function) -> str:
+        samples = math.floor(obj.interval * 24.0 / obj.dt + 1e-9) + 1
+        return _("dt = %(dt)s, interval = %(interval)s: %(samples)s samples") % {
+            "dt": format_duration(obj.dt, "h"),
+            "interval": format_duration(obj.interval, "d"),
+            "samples": formats.number_format(samples, force_grouping=True),
+        }
+
+    @admin.display(description=_("interactive chart"))
+    def explore(self, obj: Function) -> str:
+        if obj.processed_at is None or obj.error:
+            return "—"
+        try:
+            library = static("vendor/highcharts/highstock.js")
+        except ValueError:  # not collected (deploy/lib.sh ensure_admin_assets copies it): no 500 for that
+            library = None
+        return render_to_string(
+            "admin/functions/function/explore.html",
+            {
+                "function": obj,
+                "points_url": reverse("admin:functions_function_points", args=[obj.pk]),
+                "csv_url": reverse("admin:functions_function_csv", args=[obj.pk]),
+                "language": get_language(),
+                "library": library,
+                "subtitle": _("dt = %(dt)s, interval = %(interval)s")
+                % {"dt": format_duration(obj.dt, "h"), "interval": format_duration(obj.interval, "d")},
+            },
+        )
 
     @admin.display(description=_("error"))
     def error_text(self, obj: Function) -> str:
@@ -177,17 +260,16 @@ class FunctionAdmin(admin.ModelAdmin):
             services.update_function(obj.pk, **edited)
         else:
             created = services.create_function(expression=obj.expression, dt=obj.dt, interval=obj.interval)
-            obj.pk, obj.run_id, obj._state.adding = created.pk, created.run_id, False
-        request._fd_saved = obj
+            obj.pk = created.pk
+            obj.refresh_from_db()  # the saved row, as the database has it (run id, state)
 
-    def add_view(self, request, form_url="", extra_context=None):
-        response = super().add_view(request, form_url, extra_context)
-        saved = getattr(request, "_fd_saved", None)
-        if saved is not None and response.status_code == 302:
-            # The row is committed and its chain started: wait (bounded) for its
-            # chart, so the list opens with the outcome (story step 4).
-            selectors.wait_for_outcome(saved.pk, saved.run_id, settings.ADD_WAIT_SECONDS)
-        return response
+    def response_add(self, request, obj, post_url_continue=None):
+        # The add view runs in a transaction; the row's chain is sent when it
+        # commits. Then (a callback registered after the chain's, so it runs
+        # after it) wait, bounded, for the chart, so the list opens with the
+        # outcome (story step 4).
+        transaction.on_commit(lambda: selectors.wait_for_outcome(obj.pk, obj.run_id, settings.ADD_WAIT_SECONDS))
+        return super().response_add(request, obj, post_url_continue)
 
     # The chart image ------------------------------------------------------------
 
@@ -195,8 +277,12 @@ class FunctionAdmin(admin.ModelAdmin):
         # cacheable: the admin wraps its views in never_cache (no-store), which would make
         # the ETag and the versioned URL useless; chart_view sets its own Cache-Control.
         chart = self.admin_site.admin_view(self.chart_view, cacheable=True)
+        view = self.admin_site.admin_view
         return [
             path("<int:pk>/chart.png", chart, name="functions_function_chart"),
+            path("live-rows.json", view(self.live_rows_view), name="functions_function_live_rows"),
+            path("<int:pk>/points.json", view(self.points_view), name="functions_function_points"),
+            path("<int:pk>/points.csv", view(self.csv_view), name="functions_function_csv"),
             *super().get_urls(),
         ]
 
@@ -221,5 +307,123 @@ class FunctionAdmin(admin.ModelAdmin):
             response["Cache-Control"] = "private, no-cache"
         return response
 
+    # Live rows, points and CSV ------------------------------------------------------
+
+    def live_rows_view(self, request: HttpRequest) -> JsonResponse:
+        """The live columns of the given rows (``?ids=1,2``), rendered as the list renders them.
+
+        The list's script polls this while rows are in flight; a reload shows the
+        same cells, since both come from the same display methods.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        text = request.GET.get("ids", "")
+        try:
+            ids = sorted({int(part) for part in text.split(",") if part.strip()})
+        except ValueError:
+            return BadQuery("ids", "ids must be comma separated row ids").response()
+        if len(ids) > MAX_LIVE_ROWS:
+            return BadQuery("ids", f"at most {MAX_LIVE_ROWS} ids").response()
+        rows = selectors.rows_with_live_stage(ids)
+        payload = {
+            "rows": [
+                {
+                    "id": row.pk,
+                    "in_progress": row.in_progress,
+                    "cells": {name: str(getattr(self, name)(row) or "—") for name in LIVE_COLUMNS},
+                }
+                for row in rows
+            ],
+            "batches": render_to_string(
+                "admin/functions/function/batches.html", {"batches": selectors.recent_batches()}, request
+            ),
+        }
+        return JsonResponse(payload)
+
+    def _window(self, request: HttpRequest, pk: int) -> tuple[Function, series.Window, int | None]:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        function = get_object_or_404(Function, pk=pk)
+        start, end = _query_number(request, "start"), _query_number(request, "end")
+        width = _query_number(request, "width")
+        if width is not None and not 1 <= width <= series.MAX_WIDTH:
+            raise BadQuery("width", f"width must be between 1 and {series.MAX_WIDTH} pixels")
+        if start is not None and end is not None and end <= start:
+            raise BadQuery("end", "end must be after start")
+        return function, series.processing_window(function, start, end), None if width is None else int(width)
+
+    def points_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """The points of a row's processing window, or of a part of it (zoom), M4 at ``width`` pixels."""
+        try:
+            function, window, width = self._window(request, pk)
+            body = series.window_points(function, window, width or 1000)
+        except BadQuery as exc:
+            return exc.response()
+        except series.DatagenError as exc:
+            return JsonResponse({"errors": [{"field": "datagen", "message": exc.message}]}, status=exc.status)
+        return JsonResponse(
+            {
+                "start": window.start_time,
+                "end": window.end_time,
+                "samples": window.samples,
+                "decimated": bool(body.get("decimated")),
+                "points": body["points"],
+            }
+        )
+
+    def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The row's points as CSV, streamed: raw up to datagen's raw limit; ``?m4=<pixels>`` for M4."""
+        try:
+            function, window, _width = self._window(request, pk)
+            m4 = _query_number(request, "m4")
+            if m4 is not None and not 1 <= m4 <= series.MAX_WIDTH:
+                raise BadQuery("m4", f"m4 must be between 1 and {series.MAX_WIDTH} pixels")
+            pairs = series.stream_points(function, window, None if m4 is None else int(m4))
+        except BadQuery as exc:
+            return exc.response()
+        except series.DatagenError as exc:
+            if exc.code != "too_many_samples":
+                return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
+            m4_url = f"{request.path}?{request.GET.urlencode()}&m4=2000".replace("?&", "?")
+            return HttpResponse(
+                render_to_string(
+                    "admin/functions/function/csv_refused.html",
+                    {"function": function, "message": exc.message, "m4_url": m4_url, "samples": window.samples},
+                    request,
+                ),
+                status=409,
+            )
+        name = f"function-{function.pk}-{'m4' if m4 is not None else 'raw'}.csv"
+        response = StreamingHttpResponse(_csv_rows(pairs), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
     class Media:
         css = {"all": ["functions/admin.css"]}
+        js = ["functions/live_rows.js"]
+
+
+def _csv_rows(pairs: Iterator[tuple[bytes, bytes]]) -> Iterator[str]:
+    """CSV lines ``t_unix,t_utc,y``; numbers exactly as datagen (PostgreSQL) wrote them."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["t_unix_seconds", "t_utc", "y"])
+    yield out.getvalue()
+    batch: list[str] = []
+    for t, y in pairs:
+        moment = datetime.fromtimestamp(float(t), tz=UTC)
+        batch.append(f"{t.decode()},{moment:%Y-%m-%dT%H:%M:%S.%fZ},{y.decode()}\n")
+        if len(batch) >= 5000:
+            yield "".join(batch)
+            batch.clear()
+    if batch:
+        yield "".join(batch)
+
+
+class LiveChangeList(ChangeList):
+    """The list's page of rows, each in-flight row with the stage it reached (from Redis)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        # Evaluates the page's queryset once (its cache holds these very rows).
+        selectors.set_live_stages(list(self.result_list))

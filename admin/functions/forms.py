@@ -1,7 +1,9 @@
 from django import forms
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from functions.models import Function
+from functions.numbers import parse_number
 from pipeline import settings as pipeline_settings
 from pipeline.charts import plot_width
 from pipeline.clients import check_function
@@ -9,6 +11,33 @@ from pipeline.errors import TransientFailure
 
 PRESETS = ["t + 2/t", "sin(t)"]
 CUSTOM = "__custom__"
+
+
+class NumberField(forms.FloatField):
+    """A number as people type it: ``0,5`` (Russian), ``.5``, ``1 000``, ``1e-3``.
+
+    A text input (``inputmode="decimal"``): a browser's number input refuses
+    the decimal comma in some locales and shows nothing for what it refuses.
+    """
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 22})
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_number(str(value))
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def prepare_value(self, value):
+        # The stored number in full (editing must not round it), with the language's decimal separator.
+        if isinstance(value, float):
+            text = repr(value).removesuffix(".0")
+            return text.replace(".", formats.get_format("DECIMAL_SEPARATOR"))
+        return value
 
 
 class FunctionForm(forms.ModelForm):
@@ -34,6 +63,11 @@ class FunctionForm(forms.ModelForm):
         model = Function
         fields = ["preset", "expression", "dt", "interval"]
         labels = {"dt": _("dt, hours"), "interval": _("interval, days")}
+        field_classes = {"dt": NumberField, "interval": NumberField}
+        help_texts = {
+            "dt": _("Sampling step in hours, e.g. 1, 0.5 (or 0,5), 0.0167 for one minute."),
+            "interval": _("Depth of the modelling period in days, ending at the processing date (3650 = 10 years)."),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,7 +79,6 @@ class FunctionForm(forms.ModelForm):
         # A view-only user's form has no editable fields at all (the admin excludes them).
         for name in ("dt", "interval"):
             if name in self.fields:
-                self.fields[name].widget.attrs.update({"step": "any", "min": "0"})
                 self.fields[name].initial = 1
 
     def clean(self):

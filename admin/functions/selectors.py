@@ -42,6 +42,20 @@ def live_states(functions: list[Function]) -> dict[int, str]:
     return {f.pk: rows[f.pk].state for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
 
 
+def rows_with_live_stage(ids: list[int]) -> list[Function]:
+    """The rows ``ids`` as the list shows them (no PNG loaded), each with ``live_stage`` set."""
+    rows = list(Function.objects.filter(pk__in=ids).defer("chart", "trace"))
+    set_live_stages(rows)
+    return rows
+
+
+def set_live_stages(rows: list[Function]) -> None:
+    """Give each row its ``live_stage`` (from Redis; "queued" when Redis knows nothing newer)."""
+    live = live_states(rows)
+    for row in rows:
+        row.live_stage = live.get(row.pk, status.QUEUED)
+
+
 def recent_batches(limit: int = 5) -> list[status.BatchStatus]:
     return status.recent_batches(limit)
 

@@ -18,8 +18,94 @@ def plot_width(chart_width: int) -> int:
     return max(1, chart_width - MARGIN_LEFT - MARGIN_RIGHT)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:g}"
+# One stored image serves English and Russian readers alike, so its labels are
+# language-neutral: ISO 8601 dates, 24-hour times, SI unit symbols (s, min, h, d)
+# and a decimal point. Highcharts 12+ would otherwise pick the export server's
+# locale ("Nov 28", "08:00 AM").
+DATE_TIME_LABELS = {
+    "millisecond": "%H:%M:%S.%L",
+    "second": "%H:%M:%S",
+    "minute": "%H:%M",
+    "hour": "%H:%M",
+    "day": "%Y-%m-%d",
+    "week": "%Y-%m-%d",
+    "month": "%Y-%m",
+    "year": "%Y",
+}
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+# A readable unit for a duration, largest first (seconds per unit, SI symbol).
+DURATION_UNITS = [(365 * 86400.0, "yr"), (86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s")]
+
+
+def _strip(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """A number for people, with a decimal point (the admin localizes the separator).
+
+    As typed when short (``1.25``, ``3650``), else ``digits`` significant digits
+    (``0.0167``); ``×10ⁿ`` beyond 10⁶ and below 10⁻⁴, never a float's repr.
+    """
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    short = f"{value:.6g}"
+    if -4 <= exponent < 6:
+        if float(short) == value:
+            return short
+        return _strip(f"{value:.{max(0, digits - 1 - exponent)}f}")
+    if float(short) != value:
+        short = f"{value:.{digits - 1}e}"
+    mantissa, exponent_text = short.split("e")
+    return f"{_strip(mantissa)}×10{str(int(exponent_text)).translate(SUPERSCRIPT)}"
+
+
+def readable_duration(seconds: float, units: list[tuple[float, str]] = DURATION_UNITS) -> tuple[str, str]:
+    """``seconds`` in the largest unit it fills: (number text, SI symbol), e.g. ``("1", "min")``."""
+    size, symbol = next(((s, u) for s, u in units if abs(seconds) >= s), units[-1])
+    return format_number(float(f"{seconds / size:.3g}")), symbol
+
+
+def _duration(value: float, unit: str) -> str:
+    """``0.0167 h (1 min)``: the value in its unit, with a readable unit beside it when that helps."""
+    # No years in the image: "yr" is no SI symbol (the admin's pages say it in words).
+    number, symbol = readable_duration(value * (3600.0 if unit == "h" else 86400.0), DURATION_UNITS[1:])
+    text = f"{format_number(value)} {unit}"
+    return text if symbol == unit else f"{text} ({number} {symbol})"
+
+
+def y_axis_scale(values: list[float]) -> int:
+    """The power of ten (a multiple of 3) the y labels are divided by; 0 when plain numbers read well.
+
+    Highcharts' SI suffixes become absurd for large values ("3,226,000T"), and
+    tiny values lose their digits; beyond 10⁶ and below 10⁻³ the labels show the
+    mantissa and the axis title the factor (``y, ×10¹²``).
+    """
+    biggest = max((abs(v) for v in values), default=0.0)
+    if biggest == 0 or 1e-3 <= biggest < 1e6:
+        return 0
+    return 3 * math.floor(math.log10(biggest) / 3)
+
+
+def _y_axis(values: list[float]) -> dict[str, Any]:
+    scale = y_axis_scale(values)
+    style = {"fontSize": "13px"}
+    if scale == 0:
+        # "{value}" formats the number in full (no k/M/G suffix), with a space between thousands.
+        return {"title": {"text": "y", "style": {"fontSize": "15px"}}, "labels": {"format": "{value}", "style": style}}
+    factor = f"10{str(scale).translate(SUPERSCRIPT)}"
+    operation = "divide" if scale > 0 else "multiply"
+    low, high = min(values), max(values)
+    span = (high - low) / 10**scale
+    # Enough decimals to tell about five ticks apart.
+    decimals = 0 if span <= 0 else min(10, max(0, 1 - math.floor(math.log10(span / 5))))
+    return {
+        "title": {"text": f"y, ×{factor}", "style": {"fontSize": "15px"}},
+        # Templating (no code runs in the export server), with integer operands: the
+        # template language reads "0.001" as a property path.
+        "labels": {"format": f"{{({operation} value 1{'0' * abs(scale)}):.{decimals}f}}", "style": style},
+    }
 
 
 def chart_options(expression: str, points: list[list[float]], dt: float, interval: float) -> dict:
@@ -57,21 +143,22 @@ def chart_options(expression: str, points: list[list[float]], dt: float, interva
         },
         "title": {"text": f"y = {expression}", "style": {"fontSize": "24px"}},
         "subtitle": {
-            "text": f"dt = {_fmt(dt)} h, interval = {_fmt(interval)} d, t in unix seconds",
+            "text": f"dt = {_duration(dt, 'h')}, interval = {_duration(interval, 'd')}",
             "style": {"fontSize": "15px"},
         },
-        "time": {"useUTC": True},
+        "time": {"timezone": "UTC"},
         "xAxis": {
             "type": "datetime",
             "title": {"text": "t (UTC)", "style": {"fontSize": "15px"}},
             "labels": {"style": {"fontSize": "15px"}},
+            "dateTimeLabelFormats": DATE_TIME_LABELS,
             # The axis spans exactly the samples, as the M4 columns do.
             "min": data[0][0],
             "max": data[-1][0],
             "minPadding": 0,
             "maxPadding": 0,
         },
-        "yAxis": {"title": {"text": "y", "style": {"fontSize": "15px"}}, "labels": {"style": {"fontSize": "13px"}}},
+        "yAxis": _y_axis([point[1] for point in data]),
         "legend": {"enabled": False},
         "credits": {"enabled": False},
         "tooltip": {"enabled": False},

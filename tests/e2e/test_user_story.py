@@ -8,7 +8,8 @@ var/artifacts/e2e/<NN>-<lang>-<step>.png.
 1. sign in; the list shows the brief's columns and the Add button;
 2. add ``t + 2/t`` (dt 1 h, interval 1 day): the new row has a loaded chart and a processing date;
 3. add ``1/(t - t)``, which fails in PostgreSQL: its row shows the exception text instead of a chart;
-4. tick two rows, run "Refresh" ("Обновить"), reload until both have a new chart and a later processing date;
+4. tick two rows, run "Refresh" ("Обновить"): without a reload, both rows show their new chart and a
+   later processing date (the page polls the admin while rows are in flight), and a reload shows the same;
 5. the same walk with the browser in Russian.
 """
 
@@ -20,11 +21,12 @@ from datetime import datetime
 
 import pytest
 from django.urls import reverse
-from django.utils import formats, translation
+from django.utils import translation
 from playwright.sync_api import Locator, Page
 
 from functions.admin import format_processing_date
 from functions.models import Function
+from functions.numbers import format_duration
 from tests.e2e.conftest import PASSWORD, USERNAME, off_loop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
@@ -50,7 +52,7 @@ WORDS = {
 # The README's screenshots (docs/screenshots/), refreshed by `E2E_UPDATE_DOCS=1 python -m pytest tests/e2e`.
 DOC_SCREENSHOTS = {
     "en": {"refreshed": "list.png", "add-form": "add-form.png", "chart": "chart.png"},
-    "ru": {"refresh-selected": "refresh-ru.png"},
+    "ru": {"refresh-queued": "refresh-ru.png"},
 }
 
 
@@ -79,15 +81,16 @@ def assert_chart_loaded(page: Page, formula: str) -> str:
 
 
 def processing_date(page: Page, formula: str) -> str:
-    return row(page, formula).locator("td.field-processing_date").inner_text().strip()
+    """The processing date as the row shows it (date and time on two lines), on one line."""
+    return " ".join(row(page, formula).locator("td.field-processing_date").inner_text().split())
 
 
-def shown_as(value, lang: str) -> str:
-    """How the admin list shows a number (as Django's display_for_field) or a processing date, in ``lang``."""
+def shown_as(value, lang: str, unit: str = "h") -> str:
+    """How the admin list shows a duration (``unit`` "h" or "d") or a processing date, in ``lang``."""
     with translation.override(lang):
         if isinstance(value, datetime):
             return format_processing_date(value)
-        return formats.localize(value)
+        return format_duration(value, unit)
 
 
 def stored(formula: str) -> Function:
@@ -97,7 +100,17 @@ def stored(formula: str) -> Function:
 
 def assert_columns_in_view(page: Page) -> None:
     """Every column fits the list without horizontal scrolling (the user *sees* the processing date)."""
-    right_edge = page.locator("div.results").evaluate("el => el.getBoundingClientRect().right")
+    widths = page.evaluate(
+        """() => ({page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
+                  results: document.querySelector('div.results').scrollWidth,
+                  visible: document.querySelector('div.results').clientWidth})"""
+    )
+    assert widths["page"] <= widths["window"], f"the page scrolls horizontally: {widths}"
+    assert widths["results"] <= widths["visible"], f"the list scrolls horizontally: {widths}"
+    right_edge = min(
+        page.locator("div.results").evaluate("el => el.getBoundingClientRect().right"),
+        page.evaluate("document.documentElement.clientWidth"),
+    )
     for th in page.locator("#result_list thead th").all():
         right = th.evaluate("el => el.getBoundingClientRect().right")
         assert right <= right_edge + 1, (
@@ -123,7 +136,7 @@ def add_function(page: Page, *, preset: str, expression: str = "", before_save=N
         before_save()
     # The add view waits (bounded) for the chart, then opens the list.
     with page.expect_navigation(url=f"**{LIST_URL}", timeout=WAIT_SECONDS * 1000):
-        page.locator("input[name=_save]").click()
+        page.locator("input[name=_save]").click(timeout=WAIT_SECONDS * 1000)
 
 
 # The walk -----------------------------------------------------------------------
@@ -159,9 +172,15 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     formula = "y = t + 2/t"
     add_function(page, preset="t + 2/t", before_save=lambda: shots(page, "add-form"))
     assert row(page, formula).count() == 1, f"no row for {formula!r} after saving"
+    # On a busy machine the add view's bounded wait may end first: the row then finishes by itself.
+    row(page, formula).locator("img.fd-thumb").wait_for(timeout=WAIT_SECONDS * 1000)
     assert_chart_loaded(page, formula)
-    cells = [row(page, formula).locator(f"td.field-{name}").inner_text().strip() for name in ("dt", "interval")]
-    assert cells == [shown_as(1.0, lang)] * 2, f"dt and interval shown as {cells}"
+    cells = [
+        " ".join(row(page, formula).locator(f"td.field-{name}").inner_text().split())
+        for name in ("dt_human", "interval_human")
+    ]
+    assert cells == [shown_as(1.0, lang, "h"), shown_as(1.0, lang, "d")], f"dt and interval shown as {cells}"
+    assert cells == {"en": ["1 h", "1 d"], "ru": ["1 ч", "1 дн."]}[lang]
     assert processing_date(page, formula) == shown_as(stored(formula).processed_at, lang)
     shots(page, "added-chart")
     # The chart itself, as the browser gets it (an artifact to look at full size).
@@ -173,6 +192,7 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     failing = "y = 1/(t - t)"
     add_function(page, preset="__custom__", expression="1/(t - t)")
     error = row(page, failing).locator("pre.fd-error")
+    error.wait_for(timeout=WAIT_SECONDS * 1000)
     assert error.count() == 1, f"no error text in the row of {failing!r}: {row(page, failing).inner_html()}"
     assert "division by zero" in error.inner_text()
     assert row(page, failing).locator("img").count() == 0, "a failed function shows an image"
@@ -195,21 +215,25 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     assert page.locator("ul.messagelist li.success").count() == 1, "no confirmation of the refresh"
     shots(page, "refresh-queued")
 
+    # No reload: the page polls the admin while rows are in flight and updates them in place.
+    assert page.evaluate("document.body.dataset.fdLive") == "polling", "the list does not poll its rows in flight"
+    page_id = page.evaluate("window.fdPageId = Math.random()")
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        page.reload()
         pending = [f for f in ticked if chart_src(page, f) in (None, before[f][0])]
-        # The batch box counts the runs as the persist stage finishes them.
         batch = page.locator(".fd-batches li").first
         batch_done = batch.count() == 1 and batch.locator("progress").evaluate("p => p.value === p.max && p.max === 2")
         if not pending and batch_done:
             break
         assert time.monotonic() < deadline, (
-            f"after {WAIT_SECONDS} s of reloading: no new chart for {pending}, "
+            f"after {WAIT_SECONDS} s without a reload: no new chart for {pending}, "
             f"statuses {page.locator('td.field-status').all_inner_texts()}, "
             f"batch {batch.inner_text() if batch.count() else 'not shown'!r}"
         )
-        time.sleep(1)
+        page.wait_for_timeout(500)
+    assert page.evaluate("window.fdPageId") == page_id, "the page was reloaded"
+    page.wait_for_function("document.body.dataset.fdLive === 'idle'", timeout=10_000)  # polling stopped
+    live_cells = {f: row(page, f).locator("td.field-status").inner_text().strip() for f in ticked}
     for f in ticked:
         src = assert_chart_loaded(page, f)
         assert src != before[f][0]
@@ -218,7 +242,13 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
         assert new.processed_at > before[f][1], f"{f}: the processing date did not move on"
         # The list shows the new date (to the minute: within a minute the text may equal the old one).
         assert processing_date(page, f) == shown_as(new.processed_at, lang)
-    assert_columns_in_view(page)
     shots(page, "refreshed")
+    # A reload shows the same truth as the rows that updated themselves.
+    page.reload()
+    for f in ticked:
+        assert row(page, f).locator("td.field-status").inner_text().strip() == live_cells[f]
+        assert processing_date(page, f) == shown_as(stored(f).processed_at, lang)
+        assert str(stored(f).result_run) in chart_src(page, f)
+    assert_columns_in_view(page)
     assert_no_failed_requests(page)
     shots.publish(DOC_SCREENSHOTS[lang])

@@ -1,0 +1,61 @@
+"""Numbers for people: dt and interval as the admin shows them, in the current language.
+
+``0.016666666666666666`` hours reads ``0.0167 h (1 min)`` in English and
+``0,0167 ч (1 мин)`` in Russian. A number the user typed with a few digits is
+shown as typed (``1.25`` stays ``1.25``); a long fraction is cut to three
+significant digits. Very large and very small numbers use scientific notation
+(``1.5×10⁷``), never a float's repr.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.utils import formats
+from django.utils.translation import gettext as _
+
+from pipeline import charts
+
+
+def _unit_symbol(symbol: str) -> str:
+    return {
+        "yr": _("yr"),
+        "d": _("d"),
+        "h": _("h"),
+        "min": _("min"),
+        "s": _("s"),
+    }[symbol]
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """A number for people in the current language (the chart's rule, with the language's decimal separator)."""
+    return charts.format_number(value, digits).replace(".", formats.get_format("DECIMAL_SEPARATOR"))
+
+
+def duration_parts(value: float, unit: str) -> tuple[str, str | None]:
+    """``value`` in ``unit`` ("h" or "d"), and the same in a more readable unit when that helps.
+
+    ``duration_parts(1/60, "h")`` → ``("0.0167 h", "1 min")``; ``duration_parts(1, "d")`` → ``("1 d", None)``.
+    """
+    number, symbol = charts.readable_duration(value * (3600.0 if unit == "h" else 86400.0))
+    text = f"{format_number(value)} {_unit_symbol(unit)}"
+    if symbol == unit:
+        return text, None
+    return text, f"{number.replace('.', formats.get_format('DECIMAL_SEPARATOR'))} {_unit_symbol(symbol)}"
+
+
+def format_duration(value: float, unit: str) -> str:
+    """``0.0167 h (1 min)``; ``1 d``."""
+    text, human = duration_parts(value, unit)
+    return f"{text} ({human})" if human else text
+
+
+def parse_number(text: str) -> float:
+    """What people type: ``0,5`` or ``.5`` or ``1 000,5`` or ``1e-3``. Raises ValueError."""
+    cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("_", "")
+    if cleaned.count(",") == 1 and "." not in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    value = float(cleaned)  # accepts ".5", "5." and "1e-3"; refuses "1,5,6" and ""
+    if not math.isfinite(value):  # "nan", "inf"
+        raise ValueError(text)
+    return value

@@ -1,0 +1,154 @@
+"""The points of a row, asked of datagen on the browser's behalf (the browser never talks to datagen).
+
+A row's chart covers its *processing window*: the ``interval`` days that end at
+its processing date, sampled every ``dt`` hours (``t_i = start + i*step``, the
+sampling rule of datagen). Zooming asks for a part of that window: the part is
+snapped outwards to the same sample grid, so a zoomed point is the very sample
+the full series has, with its exact value.
+
+This is a small admin-side HTTP client of datagen's ``/api/v1/points`` (no
+import of datagen's code); the pipeline's client is for the stages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from functions.models import Function
+from pipeline import settings as pipeline_settings
+
+SECONDS_PER_DAY = 86400.0
+SECONDS_PER_HOUR = 3600.0
+MAX_WIDTH = 4000  # pixels a browser may ask M4 for
+_NUMBER = rb"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_PAIR = re.compile(rb"\[\s*(" + _NUMBER + rb")\s*,\s*(" + _NUMBER + rb")\s*\]")
+
+_session = requests.Session()
+
+
+class DatagenError(Exception):
+    """datagen refused or could not answer; ``status`` is the HTTP status to pass on."""
+
+    def __init__(self, status: int, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+@dataclass(frozen=True)
+class Window:
+    """A part of a row's sample grid: samples ``first`` .. ``last`` of ``count``."""
+
+    start: float  # t of sample 0 of the row (unix seconds)
+    step: float  # seconds between samples
+    count: int  # samples of the whole processing window
+    first: int
+    last: int
+
+    @property
+    def end_time(self) -> float:
+        return self.start + self.last * self.step
+
+    @property
+    def start_time(self) -> float:
+        return self.start + self.first * self.step
+
+    @property
+    def samples(self) -> int:
+        return self.last - self.first + 1
+
+    def request(self, dt: float) -> dict[str, float]:
+        """datagen's ``end``/``interval``/``dt`` whose samples are exactly this window's."""
+        return {
+            "end": self.end_time,
+            "interval": max(self.last - self.first, 1) * self.step / SECONDS_PER_DAY,
+            "dt": dt,
+        }
+
+
+def processing_window(function: Function, start: float | None = None, end: float | None = None) -> Window:
+    """The samples of ``function``'s processing window between ``start`` and ``end`` (snapped outwards)."""
+    if function.processed_at is None:
+        raise DatagenError(404, "the function has no processing date yet")
+    step = function.dt * SECONDS_PER_HOUR
+    window_end = function.processed_at.timestamp()
+    count = math.floor(function.interval * 24.0 / function.dt + 1e-9) + 1
+    first_time = window_end - function.interval * SECONDS_PER_DAY
+    first = 0 if start is None else max(0, min(count - 1, math.floor((start - first_time) / step)))
+    last = count - 1 if end is None else max(0, min(count - 1, math.ceil((end - first_time) / step)))
+    if last <= first:  # at least two samples, so the window has a length
+        first, last = max(0, min(first, count - 2)), min(count - 1, max(first, 0) + 1)
+    return Window(first_time, step, count, first, last)
+
+
+def _errors(response: requests.Response) -> DatagenError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if errors:
+        message = "; ".join(str(err.get("message", "?")) for err in errors)
+        code = str(errors[0].get("code", ""))
+    else:
+        message, code = response.text[:500] or response.reason, ""
+    status = response.status_code if 400 <= response.status_code < 500 else 502
+    return DatagenError(status, f"datagen: {message}", code)
+
+
+def _post(payload: dict[str, Any], stream: bool = False) -> requests.Response:
+    url = f"{pipeline_settings.DATAGEN_URL}/api/v1/points"
+    try:
+        response = _session.post(url, json=payload, timeout=pipeline_settings.HTTP_TIMEOUT, stream=stream)
+    except requests.RequestException as exc:
+        raise DatagenError(502, f"datagen could not be asked: {exc}") from exc
+    if response.status_code != 200:
+        raise _errors(response)
+    return response
+
+
+def window_points(function: Function, window: Window, width: int | None) -> dict[str, Any]:
+    """datagen's answer for ``window``: raw samples, or M4 at ``width`` pixels when there are more."""
+    payload = {"expression": function.expression, **window.request(function.dt)}
+    if width is not None:
+        payload["width"] = max(1, min(MAX_WIDTH, width))
+    body = _post(payload).json()
+    if not isinstance(body, dict) or not isinstance(body.get("points"), list):
+        raise DatagenError(502, "datagen answered without points")
+    return body
+
+
+def stream_points(function: Function, window: Window, width: int | None) -> Iterator[tuple[bytes, bytes]]:
+    """The points of ``window`` as (t, y) number texts, read from datagen's answer as it arrives.
+
+    Raises DatagenError before the first point when datagen refuses (e.g. too
+    many samples to return raw: the message says so).
+    """
+    payload = {"expression": function.expression, **window.request(function.dt)}
+    if width is not None:
+        payload["width"] = max(1, min(MAX_WIDTH, width))
+    response = _post(payload, stream=True)
+
+    def pairs() -> Iterator[tuple[bytes, bytes]]:
+        with response:
+            buffer = b""
+            seen_points = False
+            for chunk in response.iter_content(chunk_size=65536):
+                buffer += chunk
+                if not seen_points:
+                    at = buffer.find(b'"points"')
+                    if at < 0:
+                        continue
+                    seen_points, buffer = True, buffer[at + len(b'"points"') :]
+                end = 0
+                for match in _PAIR.finditer(buffer):
+                    end = match.end()
+                    yield match.group(1), match.group(2)
+                buffer = buffer[end:]
+
+    return pairs()
