@@ -39,6 +39,7 @@ from typing import Any
 
 import requests
 from PIL import Image
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -56,6 +57,10 @@ class Failed(AssertionError):
     pass
 
 
+class Fatal(Failed):
+    """A failure no amount of waiting mends (wait_until does not retry it)."""
+
+
 def check(condition: object, message: str) -> None:
     if not condition:
         raise Failed(message)
@@ -67,6 +72,8 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float, poll: float 
     while time.monotonic() < deadline:
         try:
             value = probe()
+        except Fatal:
+            raise
         except (requests.RequestException, subprocess.SubprocessError, Failed) as exc:
             last_error, value = exc, None
         if value:
@@ -75,6 +82,10 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float, poll: float 
     raise Failed(
         f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
     )
+
+
+def yaml_load(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
 
 
 def free_port() -> int:
@@ -129,13 +140,16 @@ def service_of(container: dict[str, Any]) -> str:
     return container["Config"]["Labels"]["com.docker.compose.service"]
 
 
-def wait_healthy(timeout: float) -> dict[str, float]:
-    """Wait until every container is healthy (bootstrap: exited 0); seconds to each."""
+def wait_healthy(timeout: float, command: subprocess.Popen | None = None) -> dict[str, float]:
+    """Wait until every container is healthy (bootstrap: exited 0) and `command` (an `up`) has
+    ended; seconds from now to each container's first healthy poll."""
     started = time.monotonic()
     healthy_at: dict[str, float] = {}
 
     def probe() -> bool:
-        pending = []
+        if command is not None and command.poll() not in (None, 0):
+            raise Fatal(f"`up` exited {command.returncode}: {command.stderr.read()[-3000:]}")
+        pending = [] if command is None or command.poll() == 0 else ["`up` itself"]
         for container in containers(all_=True):
             name = container["Name"].lstrip("/")
             state = container["State"]
@@ -152,8 +166,22 @@ def wait_healthy(timeout: float) -> dict[str, float]:
             pending.append(name)
         return not pending and bool(healthy_at)
 
-    wait_until("every container to be healthy", probe, timeout)
+    wait_until("every container to be healthy", probe, timeout, poll=0.5)
     return healthy_at
+
+
+def service_health_lags(healthy_at: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """service -> (seconds to healthy, seconds from its last dependency's health to its own)."""
+    spec = yaml_load(ROOT / "docker-compose.yml")["services"]
+    by_service: dict[str, float] = {}
+    for name, seconds in healthy_at.items():
+        service = re.sub(r"^" + re.escape(PROJECT) + r"[_-](.*)[_-]\d+$", r"\1", name)
+        by_service[service] = max(seconds, by_service.get(service, 0.0))
+    result = {}
+    for service, seconds in by_service.items():
+        ready = max((by_service.get(dep, 0.0) for dep in spec[service].get("depends_on", {})), default=0.0)
+        result[service] = (seconds, seconds - ready)
+    return result
 
 
 def psql(sql: str) -> list[list[str]]:
@@ -271,7 +299,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     done = wait_until("the preset's chart", lambda: settled([pk]), 60, poll=0.2)
     check(done[pk]["state"] == "done", f"preset row: {done[pk]}")
     image = admin.chart(pk)
-    timed("add-to-chart (POST add until the PNG is served)", time.monotonic() - started)
+    timed("add-to-chart, the first after start (POST add until the PNG is served)", time.monotonic() - started)
     check(image.format == "PNG" and image.size == (800, 400), f"chart: {image.format} {image.size}")
     log(f"preset t + 2/t: PNG {image.size[0]}x{image.size[1]} decodes")
 
@@ -320,9 +348,13 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     check(len(render_workers) == 3 and len(exporters) == 2, f"scaled to {render_workers} / {exporters}")
     presets = ["t + 2/t", "sin(t)"]
     started = time.monotonic()
+    durations = []
     for i in range(29):
+        one = time.monotonic()
         response = admin.add(presets[i % 2], dt=str(1 + i % 3), interval=str(1 + i % 2))
+        durations.append(time.monotonic() - one)
         check(response.status_code == 200, f"add #{i}: {response.status_code}")
+    timed("add-to-list, median of 29 adds (the admin waits for each chart)", sorted(durations)[14])
     batch = [int(r[0]) for r in psql("SELECT id FROM functions_function WHERE state <> 'failed' ORDER BY id")]
     wait_until("the added rows", lambda: settled(batch), 120, poll=0.5)
     timed(f"29 adds over HTTP (each waits for its chart; {len(batch)} rows)", time.monotonic() - started)
@@ -427,15 +459,35 @@ def main() -> int:
             compose("down", "-v", "--remove-orphans", timeout=180, check_rc=False)
 
         started = time.monotonic()
-        compose("build", timeout=3600)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        build_log = ARTIFACTS / "build.log"
+        log(f"building the images (output: {build_log})")
+        with build_log.open("w") as out:
+            build = subprocess.run(
+                [*COMPOSE, "-p", PROJECT, "--project-directory", str(ROOT), *FILES, "build"],
+                stdout=out, stderr=subprocess.STDOUT, env=ENV, timeout=3600, check=False,
+            )  # fmt: skip
+        check(build.returncode == 0, f"build failed, see {build_log}")
         timed("build (docker-compose.yml's images)", time.monotonic() - started)
 
         started = time.monotonic()
-        compose("up", "-d", timeout=600)
-        healthy = wait_healthy(300)
+        up = subprocess.Popen(
+            [*COMPOSE, "-p", PROJECT, "--project-directory", str(ROOT), *FILES, "up", "-d"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+        )  # fmt: skip
+        try:
+            healthy = wait_healthy(300, command=up)
+        finally:
+            if up.poll() is None:
+                up.kill()
         timed("up -d to every service healthy", time.monotonic() - started)
-        for name, seconds in sorted(healthy.items(), key=lambda item: item[1]):
-            log(f"  {name:40s} healthy after {seconds:5.1f} s")
+        lags = service_health_lags(healthy)
+        log("service: healthy after `up` / after its last dependency was healthy")
+        for service, (seconds, lag) in sorted(lags.items(), key=lambda item: item[1][0]):
+            log(f"  {service:16s} {seconds:5.1f} s / {lag:5.1f} s")
+        slowest = max(lags.items(), key=lambda item: item[1][1])
+        timed(f"slowest service after its dependencies ({slowest[0]})", slowest[1][1])
+        check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
 
         story(ports, password, flower_auth)
         ok = True
