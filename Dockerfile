@@ -56,8 +56,9 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LISTEN_HOST=0.0.0.0
-# docker-compose.yml's healthchecks (quick to turn healthy, light afterwards).
-COPY deploy/compose/healthcheck deploy/compose/healthcheck
+# docker-compose.yml's healthchecks (quick to turn healthy, light afterwards)
+# and the `ops` profile's TCP forwarder to RabbitMQ's UI.
+COPY deploy/compose/healthcheck deploy/compose/tcp-forward deploy/compose/
 
 # ---- the pipeline: worker-points, worker-render, flower
 FROM runtime AS pipeline

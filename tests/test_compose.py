@@ -43,7 +43,20 @@ PYTHON_DOCKERFILE = ROOT / "Dockerfile"
 HEALTHCHECK = ROOT / "deploy" / "compose" / "healthcheck"
 COMPOSE_TEST_OVERRIDE = ROOT / "tests" / "compose" / "compose.test.yml"
 
-PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq": {15672}}
+PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq-ui": {15672}}
+# Published only when asked for: `docker compose --profile ops up`.
+OPS_PROFILE = {"flower", "rabbitmq-ui"}
+# No default: `up` stops and names the one that is missing (deploy/compose/new-env generates them).
+SECRETS = {
+    "DJANGO_SECRET_KEY",
+    "DATAGEN_SECRET_KEY",
+    "DJANGO_SUPERUSER_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "REDIS_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+}
+NEW_ENV = ROOT / "deploy" / "compose" / "new-env"
 SCALABLE = {"datagen", "exporter", "worker-points", "worker-render", "worker-persist"}
 ONE_SHOT = {"bootstrap"}
 EXPECTED_SERVICES = {
@@ -58,7 +71,10 @@ EXPECTED_SERVICES = {
     "worker-render",
     "worker-persist",
     "flower",
+    "rabbitmq-ui",
 }
+# Services whose command is not a deploy/run process (a forwarder of the `ops` profile).
+NOT_DEPLOY_RUN = {"rabbitmq-ui"}
 # Ports the processes listen on inside their containers (deploy/run defaults).
 CONTAINER_PORTS = {"admin": 8000, "datagen": 8001, "exporter": 7801, "flower": 5555}
 
@@ -255,7 +271,7 @@ def test_the_stack_has_every_service(services: dict[str, dict[str, Any]]) -> Non
 # ----------------------------------------------------------------------------- network exposure
 
 
-def test_only_the_admin_flower_and_rabbitmq_ui_are_published(services: dict[str, dict[str, Any]]) -> None:
+def test_only_the_admin_and_the_ops_profile_are_published(services: dict[str, dict[str, Any]]) -> None:
     published = {
         name: {int(port["target"]) for port in published_ports(service)}
         for name, service in services.items()
@@ -273,17 +289,44 @@ def test_published_ports_default_to_this_machine_only(services: dict[str, dict[s
 
 
 def test_internal_services_publish_nothing(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("postgres", "redis", "datagen", "exporter", "worker-points", "worker-render", "worker-persist"):
+    for name in ("postgres", "rabbitmq", "redis", "datagen", "exporter", "worker-points", "worker-render"):
         assert not services[name].get("ports"), f"{name} must stay on the internal network"
         assert services[name].get("network_mode") is None, name
 
 
-def test_flower_asks_for_a_password(services: dict[str, dict[str, Any]]) -> None:
+def test_flower_asks_for_a_password_that_has_no_default(services: dict[str, dict[str, Any]]) -> None:
     auth = services["flower"]["environment"]["FLOWER_BASIC_AUTH"]
     match = VARIABLE.fullmatch(auth)
-    assert match and match.group("op") == ":-", auth
-    user, _, password = match.group("default").partition(":")
-    assert user and password, "FLOWER_BASIC_AUTH needs a user:password default"
+    assert match and match.group("name") == "FLOWER_BASIC_AUTH" and match.group("op") == ":?", auth
+
+
+def test_flower_and_the_rabbitmq_ui_run_only_with_the_ops_profile(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        assert (service.get("profiles") == ["ops"]) == (name in OPS_PROFILE), name
+    assert services["rabbitmq-ui"]["command"] == ["deploy/compose/tcp-forward", "15672", "rabbitmq:15672"]
+    assert (ROOT / "deploy" / "compose" / "tcp-forward").is_file()
+
+
+def test_redis_requires_a_password(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    command = redis["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert VARIABLE.fullmatch(password).group("name") == "REDIS_PASSWORD"
+    assert redis["environment"]["REDISCLI_AUTH"] == password  # the healthcheck logs in
+    assert "grep -qx PONG" in healthcheck_text(redis), "redis-cli exits 0 on NOAUTH too"
+    for name in ("admin", "worker-render", "worker-persist", "flower"):
+        backend = services[name]["environment"]["CELERY_RESULT_BACKEND"]
+        assert backend == f"redis://:{password}@redis:6379/0", name
+
+
+def test_the_export_servers_are_reachable_only_from_the_render_workers(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert compose["networks"]["render"] == {"internal": True}, "the export servers' network has a way out"
+    assert services["exporter"]["networks"] == ["render"]
+    on_render = {name for name, service in services.items() if "render" in (service.get("networks") or [])}
+    assert on_render == {"exporter", "worker-render"}
+    assert services["worker-render"]["networks"] == ["default", "render"]
 
 
 # ----------------------------------------------------------------------------- health, order, restarts
@@ -392,7 +435,7 @@ def test_internal_urls_name_compose_services(services: dict[str, dict[str, Any]]
     env = services["worker-render"]["environment"]
     assert env["DATAGEN_URL"] == f"http://datagen:{CONTAINER_PORTS['datagen']}"
     assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"]
-    assert env["CELERY_RESULT_BACKEND"].startswith("redis://redis:6379/")
+    assert "@redis:6379/" in env["CELERY_RESULT_BACKEND"]
     assert services["admin"]["environment"]["POSTGRES_HOST"] == "postgres"
     assert services["datagen"]["environment"]["POSTGRES_HOST"] == "postgres"
 
@@ -400,12 +443,17 @@ def test_internal_urls_name_compose_services(services: dict[str, dict[str, Any]]
 # ----------------------------------------------------------------------------- settings
 
 
-def test_every_variable_has_a_default() -> None:
+def test_every_variable_but_the_secrets_has_a_default() -> None:
     variables = compose_variables()
     assert variables, "no ${VAR} found: the pattern is wrong"
+    assert set(variables) >= SECRETS
     for name, uses in variables.items():
-        for op, _default in uses:
-            assert op in {":-", "-"}, f"${{{name}}} has no default: `docker compose up` must need no .env"
+        for op, default in uses:
+            if name in SECRETS:
+                # `up` stops with this message, which names the variable.
+                assert op == ":?" and default.startswith(f"{name} is required"), f"${{{name}}} must be required"
+            else:
+                assert op in {":-", "-"}, f"${{{name}}} has no default"
     text = "\n".join(line for line in COMPOSE_FILE.read_text().splitlines() if not line.lstrip().startswith("#"))
     bare = set(BARE_VARIABLE.findall(text))
     assert not bare, f"$VAR without braces or default: {bare}"
@@ -415,7 +463,7 @@ def test_every_variable_is_documented_in_env_example_with_the_same_default() -> 
     documented = env_example()
     for name, uses in compose_variables().items():
         assert name in documented, f"{name} is used by docker-compose.yml but not listed in .env.example"
-        defaults = {default for _op, default in uses}
+        defaults = {"" if op == ":?" else default for op, default in uses}
         assert defaults == {documented[name]}, f"{name}: defaults {defaults} vs .env.example {documented[name]!r}"
 
 
@@ -448,7 +496,7 @@ def test_bootstrap_creates_the_first_superuser_from_the_environment(services: di
 def test_every_container_runs_deploy_run(services: dict[str, dict[str, Any]]) -> None:
     known = deploy_run_services()
     for name, service in services.items():
-        if "build" not in service:
+        if "build" not in service or name in NOT_DEPLOY_RUN:
             continue  # postgres, rabbitmq, redis: upstream images
         command = service.get("command")
         assert isinstance(command, list) and len(command) == 2, f"{name}: command must be [deploy/run, <name>]"
@@ -462,7 +510,9 @@ def test_compose_and_the_procfile_run_the_same_deploy_run_names(services: dict[s
     for name, command in procfile.items():
         assert command[:1] and "deploy/run" in command, f"Procfile {name}: {command}"
         local.add(command[command.index("deploy/run") + 1])
-    in_compose = {service["command"][1] for service in services.values() if "build" in service}
+    in_compose = {
+        service["command"][1] for name, service in services.items() if "build" in service and name not in NOT_DEPLOY_RUN
+    }
     # bootstrap is a step before honcho starts (deploy/dev.sh), not a Procfile process.
     assert in_compose == local | {"bootstrap"}
     assert in_compose == deploy_run_services(), "a deploy/run branch is missing from docker-compose.yml"
@@ -471,7 +521,7 @@ def test_compose_and_the_procfile_run_the_same_deploy_run_names(services: dict[s
 
 def test_the_service_names_match_the_deploy_run_names(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
-        if "build" in service:
+        if "build" in service and name not in NOT_DEPLOY_RUN:
             assert service["command"][1] == name, f"service {name} runs deploy/run {service['command'][1]}"
 
 
@@ -480,9 +530,11 @@ def test_deploy_run_is_inside_every_image(services: dict[str, dict[str, Any]]) -
     for name, (path, target) in build_targets(services).items():
         text = "".join(stage_chain(path, target))
         assert re.search(r"^COPY deploy/run (/app/)?deploy/run$", text, re.MULTILINE), f"{name}: no deploy/run"
-        assert re.search(r"^COPY deploy/compose/healthcheck (/app/)?deploy/compose/healthcheck$", text, re.MULTILINE), (
-            f"{name}: {path} ({target}) does not copy deploy/compose/healthcheck"
-        )
+        assert re.search(
+            r"^COPY deploy/compose/healthcheck( deploy/compose/tcp-forward)? (/app/)?deploy/compose/(healthcheck)?$",
+            text,
+            re.MULTILINE,
+        ), f"{name}: {path} ({target}) does not copy deploy/compose/healthcheck"
         assert not services[name].get("volumes"), f"{name}: mounts files from the checkout"
 
 
@@ -530,7 +582,12 @@ def test_dockerfiles_run_as_a_non_root_user(services: dict[str, dict[str, Any]])
 
 
 PYTHON_TARGETS = {"admin": "admin", "bootstrap": "admin", "worker-persist": "admin", "datagen": "datagen"}
-PYTHON_TARGETS |= {"worker-points": "pipeline", "worker-render": "pipeline", "flower": "pipeline"}
+PYTHON_TARGETS |= {
+    "worker-points": "pipeline",
+    "worker-render": "pipeline",
+    "flower": "pipeline",
+    "rabbitmq-ui": "pipeline",
+}
 
 
 def test_the_python_services_are_targets_of_one_dockerfile(services: dict[str, dict[str, Any]]) -> None:
@@ -732,3 +789,25 @@ def test_stand_ins_exist_for_every_pinned_base_image(services: dict[str, dict[st
     build_script = (ROOT / "tests" / "compose" / "standins" / "build.sh").read_text()
     for image in bases:
         assert re.search(rf'^  "{re.escape(image)} \S+\.Dockerfile"$', build_script, re.MULTILINE), image
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def test_new_env_generates_every_secret_once_and_prints_none(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("POSTGRES_PASSWORD=kept-as-it-is\n")
+    first = subprocess.run([str(NEW_ENV), str(env_file)], capture_output=True, text=True, timeout=30, check=True)
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert set(values) == SECRETS
+    assert values["POSTGRES_PASSWORD"] == "kept-as-it-is"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    for name, value in values.items():
+        assert len(value) >= 13, name
+        assert value not in first.stdout + first.stderr, f"new-env printed {name}"
+        if name != "FLOWER_BASIC_AUTH":
+            assert re.fullmatch(r"[0-9a-f]+|kept-as-it-is", value), f"{name}: not URL-safe"
+    assert re.fullmatch(r"flower:[0-9a-f]+", values["FLOWER_BASIC_AUTH"])
+    before = env_file.read_text()
+    subprocess.run([str(NEW_ENV), str(env_file)], capture_output=True, text=True, timeout=30, check=True)
+    assert env_file.read_text() == before, "a second run changed a secret"

