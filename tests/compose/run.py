@@ -290,6 +290,15 @@ def settled(pks: list[int]) -> dict[int, dict[str, Any]] | None:
     return current if ok else None
 
 
+PASSED: list[str] = []
+
+
+def passed(message: str) -> None:
+    """A proven step: logged and counted for the closing line."""
+    PASSED.append(message)
+    log(f"ok: {message}")
+
+
 def timed(name: str, seconds: float) -> None:
     TIMINGS.append((name, seconds))
     log(f"{name}: {seconds:.1f} s")
@@ -314,7 +323,7 @@ def missing_secrets_stop_up() -> None:
         check(result.returncode != 0, f"`up` without {name} went ahead")
         check(f"{name} is required" in output, f"`up` without {name} did not name it: {output[-500:]}")
         check(not containers(all_=True), f"`up` without {name} created containers")
-    log(f"`up` stops and names each missing secret: {', '.join(SECRETS)}")
+    passed(f"`up` stops and names each missing secret: {', '.join(SECRETS)}")
 
 
 def port_closed(port: int) -> bool:
@@ -337,19 +346,27 @@ def closed_doors(ports: dict[str, int]) -> None:
     published = {c["Name"]: c["NetworkSettings"]["Ports"] for c in containers()}
     exposed = {name for name, p in published.items() if any(v for v in (p or {}).values())}
     check(all("admin" in name for name in exposed), f"published besides the admin: {exposed}")
-    log("without the ops profile: no Flower, no RabbitMQ UI, only the admin is published")
+    passed("without the ops profile: no Flower, no RabbitMQ UI, only the admin is published")
 
     noauth = in_container("redis", "sh", "-c", "env -u REDISCLI_AUTH redis-cli ping")
     check("NOAUTH" in noauth.stdout + noauth.stderr, f"Redis answered without a password: {noauth.stdout!r}")
     auth = in_container("redis", "redis-cli", "ping")
     check(auth.stdout.strip() == "PONG", f"Redis with its password: {auth.stdout!r}")
-    log("Redis: NOAUTH without the password, PONG with it")
+    passed("Redis: NOAUTH without the password, PONG with it")
 
     # Reachability by address (a name lookup that fails waits for the host's resolvers).
     def addresses(service: str) -> list[str]:
         found = [c["NetworkSettings"]["Networks"] for c in containers() if service_of(c) == service]
         return [net["IPAddress"] for nets in found for net in nets.values() if net.get("IPAddress")]
 
+    lookup = "import socket, sys; socket.getaddrinfo(sys.argv[1], 7801)"
+    for service in ("worker-points", "admin"):
+        result = in_container(service, "python", "-c", lookup, "exporter")
+        check(result.returncode != 0, f"{service} can resolve the export servers' name")
+    passed("the export servers' name resolves only on their network (worker-points, admin: no such host)")
+    if os.environ.get("COMPOSE_TEST_NETWORK_ISOLATION", "1") != "1":
+        log("NOT PROVEN on this engine (--iptables=false): isolation of the export servers by address")
+        return
     connect = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()"
     exporter_ips = addresses("exporter")
     check(exporter_ips, "no export server address")
@@ -369,13 +386,27 @@ def closed_doors(ports: dict[str, int]) -> None:
         for ip in addresses(target):
             result = in_container("exporter", node, "-e", tcp, ip, port)
             check(result.returncode == 0, f"the export server reaches {target} at {ip}:{port}")
-    log("export servers: reachable from the render workers only; they reach no other service")
+    passed("export servers: reachable from the render workers only; they reach no other service")
+
+
+def secrets_in_logs() -> dict[str, list[str]]:
+    """secret name -> the containers whose log shows its value (never the value itself)."""
+    values = {name: ENV[name].partition(":")[2] if name == "FLOWER_BASIC_AUTH" else ENV[name] for name in SECRETS}
+    found: dict[str, list[str]] = {}
+    for container in containers(all_=True):
+        name = container["Name"].lstrip("/")
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, timeout=60, check=False)
+        text = logs.stdout + logs.stderr
+        for secret, value in values.items():
+            if value and value in text:
+                found.setdefault(secret, []).append(name)
+    return found
 
 
 def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     admin = Admin(f"http://127.0.0.1:{ports['ADMIN_HOST_PORT']}")
     admin.login("admin", password)
-    log("logged in to the admin")
+    passed("logged in to the admin")
 
     # Add a preset: the admin waits for the chart, then the list shows it.
     started = time.monotonic()
@@ -387,7 +418,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     image = admin.chart(pk)
     timed("add-to-chart, the first after start (POST add until the PNG is served)", time.monotonic() - started)
     check(image.format == "PNG" and image.size == (800, 400), f"chart: {image.format} {image.size}")
-    log(f"preset t + 2/t: PNG {image.size[0]}x{image.size[1]} decodes")
+    passed(f"preset t + 2/t: PNG {image.size[0]}x{image.size[1]} decodes")
 
     # An error row: the text says what is wrong, on the row or on the form.
     response = admin.add("1/(t - t)")
@@ -398,14 +429,14 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
         failed = wait_until("the error row", lambda: settled([error_pk]), 60, poll=0.2)[error_pk]
         check(failed["state"] == "failed" and failed["error"], f"1/(t - t): {failed}")
         listing = admin.http.get(admin.url("/admin/functions/function/"), timeout=30).text
-        log(f"1/(t - t): row failed with {failed['error']!r}")
+        passed(f"1/(t - t): row failed with {failed['error']!r}")
         check(
             failed["error"][:20] in listing.replace("&quot;", '"').replace("&#x27;", "'"), "error text not on the list"
         )
     else:
         check("errornote" in response.text or "errorlist" in response.text, "1/(t - t) saved nothing and said nothing")
         error_pk = None
-        log("1/(t - t): the add form names the error")
+        passed("1/(t - t): the add form names the error")
 
     # Refresh both: new run, dates move.
     pks = [pk] + ([error_pk] if error_pk else [])
@@ -422,7 +453,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     for p in pks:
         check(after[p]["processed_at"] > before[p]["processed_at"], f"row {p}: date did not move")
     admin.chart(pk)
-    log(f"Refresh: {len(pks)} rows, processing dates moved")
+    passed(f"Refresh: {len(pks)} rows, processing dates moved")
 
     closed_doors(ports)
 
@@ -445,7 +476,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
         check(requests.get(rabbit, auth=auth, timeout=10).status_code == 401, f"RabbitMQ's UI took {auth}")
     good = requests.get(rabbit, auth=("dashboard", ENV["RABBITMQ_PASSWORD"]), timeout=10)
     check(good.status_code == 200, f"RabbitMQ's UI refused its password: {good.status_code}")
-    log("ops profile: Flower 401 without/with admin:admin, 200 with FLOWER_BASIC_AUTH; RabbitMQ UI likewise")
+    passed("ops profile: Flower 401 without/with admin:admin, 200 with FLOWER_BASIC_AUTH; RabbitMQ UI likewise")
 
     # Scale out, then a batch: spread over render workers and export servers.
     started = time.monotonic()
@@ -483,12 +514,15 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
         timed(f"{name}: {len(batch)} rows refreshed", time.monotonic() - started)
         not_done = {p: r["error"] for p, r in result.items() if r["state"] != "done"}
         check(not not_done, f"{name}: rows not done: {not_done}")
+        passed(f"{name}: all {len(batch)} rows done")
         return result
 
     result = run_batch("batch on the scaled stack")
     by_worker = Counter(r["trace"]["render"]["worker"].split("@")[-1] for r in result.values())
     by_exporter = Counter(r["trace"]["render"]["exporter"] for r in result.values())
-    log(f"renders per render worker: {sorted(by_worker.values())}; per export server: {sorted(by_exporter.values())}")
+    passed(
+        f"renders per render worker: {sorted(by_worker.values())}; per export server: {sorted(by_exporter.values())}"
+    )
     check(set(by_worker) == render_workers, f"not every render worker rendered: {by_worker} vs {render_workers}")
     check(len(by_exporter) == 2, f"not every export server rendered: {by_exporter}")
 
@@ -505,6 +539,14 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
         log(f"killed {victim} mid-batch")
 
     run_batch("batch with a render worker killed", during=kill_mid_batch)
+
+    # Reported, not failed: the superuser's password is printed by ensure_superuser, which is
+    # another area's (issue 11); make this a check once that is mended.
+    leaked = secrets_in_logs()
+    if leaked:
+        log(f"WARNING: secrets shown in container logs: {leaked}")
+    else:
+        log("no secret's value appears in any container's log")
 
 
 def save_logs() -> None:
@@ -614,12 +656,13 @@ def main() -> int:
                 log(f"FAILED: down -v left {left}")
                 ok = False
             else:
-                log("down -v: no container, volume or network of the project is left")
+                passed("down -v: no container, volume or network of the project is left")
     print("\n== compose-test timings")
     for name, seconds in TIMINGS:
         print(f"  {seconds:7.1f} s  {name}")
     print(f"  {time.monotonic() - START:7.1f} s  total")
-    print("compose-test: " + ("PASSED" if ok else "FAILED"))
+    # The closing line CI reads, like a test runner's: each proven step counts as one.
+    print(f"compose-test: {len(PASSED)} passed, {0 if ok else 1} failed")
     return 0 if ok else 1
 
 

@@ -4,8 +4,9 @@
 # 1. An engine: uses the running one; else installs Debian's docker.io,
 #    docker-compose (v1.29; v2 is used instead when `docker compose` works) and
 #    debootstrap with apt-get, and starts dockerd with the fastest storage driver
-#    that works here (overlay2, else fuse-overlayfs, else vfs), without a bridge
-#    or iptables rules (the host's network is not touched). The engine it starts
+#    that works here (overlay2, else fuse-overlayfs, else vfs), without the
+#    default bridge; with iptables rules for its own networks when iptables works
+#    (they isolate the compose networks from each other). The engine it starts
 #    keeps running afterwards, so its image cache serves the next run;
 #    COMPOSE_TEST_STOP_ENGINE=1 stops it at the end.
 # 2. Base images: each pinned base tag that is neither present nor pullable gets a
@@ -39,8 +40,12 @@ start_engine() {
     if [ "$driver" = fuse-overlayfs ] && ! command -v fuse-overlayfs >/dev/null 2>&1; then
       is_root && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse-overlayfs >/dev/null 2>&1 || continue
     fi
-    say "Starting dockerd (storage driver $driver, no bridge, no iptables); log: $DOCKERD_LOG"
-    setsid dockerd --storage-driver="$driver" --iptables=false --bridge=none >>"$DOCKERD_LOG" 2>&1 &
+    # With iptables the engine isolates its networks from each other (the export
+    # servers' network); it adds rules for its own bridges only. No default bridge.
+    local iptables=true
+    iptables -L -n >/dev/null 2>&1 || iptables=false
+    say "Starting dockerd (storage driver $driver, no default bridge, iptables=$iptables); log: $DOCKERD_LOG"
+    setsid dockerd --storage-driver="$driver" --iptables="$iptables" --bridge=none >>"$DOCKERD_LOG" 2>&1 &
     pid=$!
     for ((i = 0; i < 60; i++)); do
       if engine_up; then started_engine="$pid"; return 0; fi
@@ -70,6 +75,14 @@ else
   install_engine
 fi
 say "Docker engine $(docker version -f '{{.Server.Version}}'), storage driver $(docker info -f '{{.Driver}}')"
+# Whether the engine isolates networks from each other (not with --iptables=false):
+# tests/compose/run.py proves the export servers' isolation by address only then.
+if pgrep -a dockerd | grep -q -- '--iptables=false'; then
+  export COMPOSE_TEST_NETWORK_ISOLATION=0
+  say "dockerd runs with --iptables=false: networks are separated by name only, not by address"
+else
+  export COMPOSE_TEST_NETWORK_ISOLATION=1
+fi
 
 "$ROOT/tests/compose/standins/build.sh"
 ensure_python >/dev/null
