@@ -32,6 +32,7 @@ missing=0
 for entry in "${STANDINS[@]}"; do have "${entry%% *}" || missing=1; done
 if [ "$missing" = 0 ]; then say "stand-in base images: all present"; exit 0; fi
 
+mkdir -p "$CACHE"
 if ! have fd-standin/bookworm:minbase; then
   command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
   say "debootstrap --variant=minbase bookworm (Debian's minimal root file system, ~200 MB)"
@@ -54,6 +55,7 @@ for entry in "${STANDINS[@]}"; do
   tag="${entry%% *}" recipe="${entry##* }"
   if have "$tag"; then continue; fi
   say "stand-in $tag ($recipe)"
-  "$DOCKER" build --network host -q -t "$tag" -f "$context/$recipe" "$context" >/dev/null
+  "$DOCKER" build --network host -t "$tag" -f "$context/$recipe" "$context" >"$CACHE/build-$recipe.log" 2>&1 \
+    || { tail -30 "$CACHE/build-$recipe.log" >&2; echo "stand-in $tag: build failed ($CACHE/build-$recipe.log)" >&2; exit 1; }
 done
 say "stand-in base images ready"
