@@ -89,9 +89,23 @@ def yaml_load(path: Path) -> Any:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port outside the ephemeral range (32768-60999) that outgoing connections use."""
+    for _ in range(500):
+        port = 20000 + secrets.randbelow(10000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Fatal("no free port in 20000-29999")
+
+
+def choose_ports(ports: dict[str, int], names: list[str]) -> None:
+    """Pick host ports just before the `up` that publishes them (another process may take one)."""
+    for name in names:
+        ports[name] = free_port()
+        ENV[name] = str(ports[name])
 
 
 # ----------------------------------------------------------------------------- compose
@@ -459,6 +473,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
 
     # The ops profile: Flower and RabbitMQ's UI, each behind its password.
     PROFILES[:] = ["--profile", "ops"]
+    choose_ports(ports, ["FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT"])
     started = time.monotonic()
     compose("up", "-d", "--no-recreate", timeout=300)
     wait_healthy(180)
@@ -574,7 +589,8 @@ ENV = dict(os.environ)
 
 
 def main() -> int:
-    ports = {"ADMIN_HOST_PORT": free_port(), "FLOWER_HOST_PORT": free_port(), "RABBITMQ_UI_HOST_PORT": free_port()}
+    ports = {"ADMIN_HOST_PORT": 0, "FLOWER_HOST_PORT": 0, "RABBITMQ_UI_HOST_PORT": 0}
+    choose_ports(ports, list(ports))
     password = secrets.token_hex(12)
     flower_auth = f"flower:{secrets.token_hex(12)}"
     ENV.update({k: str(v) for k, v in ports.items()})
@@ -616,16 +632,24 @@ def main() -> int:
         check(build.returncode == 0, f"build failed, see {build_log}")
         timed("build (docker-compose.yml's images)", time.monotonic() - started)
 
-        started = time.monotonic()
-        up = subprocess.Popen(
-            compose_argv("up", "-d"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
-        )  # fmt: skip
-        try:
-            healthy = wait_healthy(300, command=up)
-        finally:
-            if up.poll() is None:
-                up.kill()
+        for attempt in range(3):
+            choose_ports(ports, list(ports))
+            started = time.monotonic()
+            up = subprocess.Popen(
+                compose_argv("up", "-d"),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+            )  # fmt: skip
+            try:
+                healthy = wait_healthy(300, command=up)
+                break
+            except Fatal as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                log(f"a host port was taken meanwhile ({ports}); again with others")
+                compose("down", "-v", timeout=180, check_rc=False)
+            finally:
+                if up.poll() is None:
+                    up.kill()
         timed("up -d to every service healthy", time.monotonic() - started)
         lags = service_health_lags(healthy)
         log("service: healthy after `up` / after its last dependency was healthy")
