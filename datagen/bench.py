@@ -18,7 +18,9 @@ Only 127.0.0.1 is contacted. If no datagen answers at --datagen-url (env
 DATAGEN_URL), the script starts gunicorn on a free 127.0.0.1 port and stops it at the
 end. The pixel part needs an export server at --exporter-url (env EXPORTER_URL,
 default http://127.0.0.1:7801); it is skipped with a message if none answers.
-Every loop is bounded (--repeat runs per figure, default 3; the median is kept).
+Every loop is bounded (--repeat runs per figure, default 5; the median is kept).
+The M4 statement of a big series is split into parts that PostgreSQL runs in
+parallel workers (series/queries.py); the "workers" column shows planned/launched.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datagen_service.settings")
 # The benchmark's own statements may take long; the service keeps its own timeout.
 os.environ.setdefault("DATAGEN_STATEMENT_TIMEOUT_MS", "120000")
+# Only SELECTs without tables run here: the maintenance database always exists.
+os.environ.setdefault("POSTGRES_DB", "postgres")
 
 import django  # noqa: E402
 
@@ -55,6 +59,7 @@ from series.queries import (  # noqa: E402
     SECONDS_PER_HOUR,
     _m4_sql,
     _raw_sql,
+    m4_parts,
     sample_count,
 )
 
@@ -83,11 +88,28 @@ def params(interval: float, dt: float, width: int | None) -> dict[str, Any]:
     return {"start": start, "step": dt * SECONDS_PER_HOUR, "last": n - 1, "n": n, "w": width}
 
 
+def statement(expr_sql: str, interval: float, dt: float, width: int | None) -> str:
+    """The very statement the service runs for this series."""
+    if not width:
+        return _raw_sql(expr_sql)
+    return _m4_sql(expr_sql, m4_parts(int(sample_count(interval, dt)), width))
+
+
 def bare_sql(expr_sql: str, interval: float, dt: float, width: int | None) -> tuple[int, str]:
-    sql = _m4_sql(expr_sql) if width else _raw_sql(expr_sql)
     with connection.cursor() as cur:
-        cur.execute(sql, params(interval, dt, width))
+        cur.execute(statement(expr_sql, interval, dt, width), params(interval, dt, width))
         return cur.fetchone()
+
+
+def parallel_workers(expr_sql: str, interval: float, dt: float, width: int) -> str:
+    """'planned/launched' parallel workers of the M4 statement, from EXPLAIN ANALYZE."""
+    with connection.cursor() as cur:
+        sql = "EXPLAIN (ANALYZE, TIMING OFF) " + statement(expr_sql, interval, dt, width)
+        cur.execute(sql, params(interval, dt, width))
+        plan = [row[0] for row in cur.fetchall()]
+    planned = sum(int(line.split(":")[1]) for line in plan if "Workers Planned:" in line)
+    launched = sum(int(line.split(":")[1]) for line in plan if "Workers Launched:" in line)
+    return f"{planned}/{launched}"
 
 
 # ------------------------------------------------------------------ numpy
@@ -283,7 +305,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--exporter-url", default=os.environ.get("EXPORTER_URL", "http://127.0.0.1:7801"))
     ap.add_argument("--datagen-url", default=os.environ.get("DATAGEN_URL", ""))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     repeat = max(1, min(args.repeat, 20))
     for url in (args.exporter_url, args.datagen_url):
@@ -313,7 +335,7 @@ def main() -> None:
         print(
             f"{'series':<8}{'mode':<6}{'samples':>10}{'points':>9}{'SQL s':>9}"
             f"{'Msamples/s':>12}{'numpy s':>9}{'SQL/np':>8}{'np+M4 s':>9}{'SQL/np+M4':>10}"
-            f"{'HTTP s':>9}{'HTTP/SQL':>9}"
+            f"{'HTTP s':>9}{'HTTP/SQL':>9}{'workers':>9}"
         )
         for label, interval, dt in SIZES:
             n = int(sample_count(interval, dt))
@@ -328,15 +350,17 @@ def main() -> None:
                     http = f"{http_time:9.3f}{http_time / sql_time:9.2f}"
                 except requests.RequestException as exc:
                     http = f"  ({type(exc).__name__}: {str(exc)[:40]})"
+                workers = parallel_workers(compiled.sql, interval, dt, width) if width else "-"
                 print(
                     f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
                     f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
-                    f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}"
+                    f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}{workers:>9}"
                 )
         print(
             "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
             "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
-            "np+M4: plus min/max per column (numpy reduceat)."
+            "np+M4: plus min/max per column (numpy reduceat); workers: parallel workers\n"
+            "planned/launched for the M4 statement (EXPLAIN ANALYZE). SQL/np target: <= 5 for M4."
         )
     finally:
         if gunicorn is not None:
