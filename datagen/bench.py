@@ -316,11 +316,24 @@ def sql_figures(compiled: Any, datagen_url_arg: str, repeat: int) -> None:
                     f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
                     f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}{workers:>9}"
                 )
+            # The same M4 statement in the backend alone (no parallel workers), side by side.
+            with connection.cursor() as cur:
+                cur.execute("SET max_parallel_workers_per_gather = 0")
+            try:
+                serial, _ = median_time(lambda: bare_sql(compiled.sql, interval, dt, WIDTH), repeat)  # noqa: B023
+            finally:
+                with connection.cursor() as cur:
+                    cur.execute("RESET max_parallel_workers_per_gather")
+            print(
+                f"{label:<8}{'M4/1':<6}{n:>10}{'':>9}{serial:9.3f}{n / serial / 1e6:12.2f}{np_time:9.3f}"
+                f"{serial / np_time:8.1f}{np_m4_time:9.3f}{serial / np_m4_time:10.1f}{'':>18}{'0/0':>9}"
+            )
         print(
             "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
             "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
             "np+M4: plus min/max per column (numpy reduceat); workers: parallel workers\n"
-            "planned/launched for the M4 statement (EXPLAIN ANALYZE). SQL/np target: <= 5 for M4."
+            "planned/launched for the M4 statement (EXPLAIN ANALYZE); M4/1: the same statement with\n"
+            "parallel workers off for this session (the backend alone). SQL/np target: <= 5 for M4."
         )
     finally:
         if gunicorn is not None:

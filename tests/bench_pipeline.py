@@ -171,6 +171,7 @@ def main() -> int:
     parser.add_argument("--adds", type=int, default=15)
     parser.add_argument("--big-adds", type=int, default=5, help="adds of the 10-year, 1-minute series")
     parser.add_argument("--sweep", default="1,2,3,4", help="export server counts to sweep ('' for none)")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sweep")
     args = parser.parse_args()
 
     create_database()
@@ -178,6 +179,9 @@ def main() -> int:
     env["POSTGRES_DB"] = connection.settings_dict["NAME"]
     redis.Redis.from_url(settings.RESULT_BACKEND).flushdb()
     app.control.purge()
+    if args.sweep_only:
+        sweep(env, [int(n) for n in args.sweep.split(",") if n.strip()], args.rows)
+        return 0
     stack = Stack(env)
     try:
         stack.start()
