@@ -10,14 +10,14 @@ export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 
 # How many export servers, and how many render processes, from the machine
 # (see README, Scaling). One export server (one Chromium page) is latency-bound:
-# it keeps about 0.4 core busy. So: one instance per core plus one, as memory
-# allows (about 0.85 GB each, after 1.5 GB for the rest of the stack), at
-# least one; two render processes per instance, so that while one waits for
-# its PNG the next request already waits inside the server.
+# it keeps about 0.4 core busy. So: two instances per core, as memory allows
+# (about 0.85 GB each, after 1.5 GB for the rest of the stack), at least one;
+# two render processes per instance, so that while one waits for its PNG the
+# next request already waits inside the server.
 cores="$(nproc 2>/dev/null || echo 2)"
 available_mb="$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null || echo 4096)"
 by_memory=$(((available_mb - 1536) / 870))
-instances=$((cores + 1))
+instances=$((2 * cores))
 ((instances > by_memory)) && instances=$by_memory
 ((instances < 1)) && instances=1
 export EXPORTER_INSTANCES="${EXPORTER_INSTANCES:-$instances}"
