@@ -358,7 +358,7 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
     print(f"sweep over the number of export servers ({rows_count} rows, {os.cpu_count()} cores):")
     print(
         f"  {'servers':>7} {'render procs':>12} {'alone ch/s':>10} {'pipeline ch/s':>13} {'ratio':>6}"
-        f" {'failed':>6} {'CPU busy':>8}"
+        f" {'failed':>6} {'CPU busy':>8} {'idle':>6} {'in flight':>9}"
     )
     for count in counts:
         urls = ",".join(f"http://127.0.0.1:{PORT_BASE + 10 + k}" for k in range(1, count + 1))
@@ -377,20 +377,24 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
             )
             pipeline_refresh(rows[: 2 * processes])  # warm up every process and page
             alone = max(exporter_alone(rows, stack.exporter_urls, n) for n in (count, processes))
-            before, wall = cpu_by_pid(), time.perf_counter()
+            before, wall, started = cpu_by_pid(), time.perf_counter(), time.time()
             through, failed = pipeline_refresh(rows)
+            finished = time.time()
             busy = cpu_used_since(before) / (time.perf_counter() - wall) / (os.cpu_count() or 1)
+            timeline = render_timeline([r.pk for r in rows])
+            idle = [1 - busy_seconds(iv, started, finished) / (finished - started) for iv in timeline.values()]
+            flight = [mean_depth(iv, started, finished) for iv in timeline.values()]
             alone = max(alone, exporter_alone(rows, stack.exporter_urls, processes))
             print(
                 f"  {count:7d} {processes:12d} {alone:10.2f} {through:13.2f} {through / alone:6.2f}"
-                f" {failed:6d} {busy:8.0%}",
+                f" {failed:6d} {busy:8.0%} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}",
                 flush=True,
             )
         finally:
             stack.stop()
     print("  alone: the export servers' best of clients = servers and = render processes, before and after;")
     print("  CPU busy: CPU seconds of every process on the machine (other work included) / wall / cores")
-    print("  during the pipeline's refresh.")
+    print("  during the pipeline's refresh; idle, in flight: mean over the export servers, as above.")
 
 
 if __name__ == "__main__":
