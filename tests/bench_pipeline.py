@@ -215,6 +215,12 @@ def main() -> int:
         for role, seconds in sorted(spent.items(), key=lambda item: -item[1]):
             if seconds >= 0.0005:
                 print(f"  {role:24s} {seconds:7.4f}")
+        cores = os.cpu_count() or 1
+        stack_cpu = sum(seconds for role, seconds in spent.items() if role != "other")
+        print(
+            f"CPU busy during the bulk refresh (charts/s x CPU-s per chart / {cores} cores): "
+            f"{through * sum(spent.values()) / cores:.2f} machine-wide, {through * stack_cpu / cores:.2f} by the stack"
+        )
 
         print_render_timeline([r.pk for r in rows], bulk_started, bulk_finished)
 
