@@ -11,14 +11,18 @@ It prints, measured side by side in one run:
    machine's limit;
 3. the endpoint's time (HTTP, gunicorn) / the bare statement's time for the same
    series, i.e. the service's overhead;
-4. for a 100k-sample series rendered by the real export server, the number of
-   pixels that differ between the raw chart and the M4 chart, against the plot area.
+4. for two 100k-sample series rendered by the real export server with the
+   product's chart options, the pixels that differ between the raw chart and
+   the M4 chart, drawn as the line alone and as the line over its per-column
+   band (what the pipeline renders), against the plot area.
 
 Only 127.0.0.1 is contacted. If no datagen answers at --datagen-url (env
 DATAGEN_URL), the script starts gunicorn on a free 127.0.0.1 port and stops it at the
 end. The pixel part needs an export server at --exporter-url (env EXPORTER_URL,
 default http://127.0.0.1:7801); it is skipped with a message if none answers.
-Every loop is bounded (--repeat runs per figure, default 3; the median is kept).
+Every loop is bounded (--repeat runs per figure, default 5; the median is kept).
+The M4 statement of a big series is split into parts that PostgreSQL runs in
+parallel workers (series/queries.py); the "workers" column shows planned/launched.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datagen_service.settings")
 # The benchmark's own statements may take long; the service keeps its own timeout.
 os.environ.setdefault("DATAGEN_STATEMENT_TIMEOUT_MS", "120000")
+# Only SELECTs without tables run here: the maintenance database always exists.
+os.environ.setdefault("POSTGRES_DB", "postgres")
 
 import django  # noqa: E402
 
@@ -55,6 +61,7 @@ from series.queries import (  # noqa: E402
     SECONDS_PER_HOUR,
     _m4_sql,
     _raw_sql,
+    m4_parts,
     sample_count,
 )
 
@@ -83,11 +90,28 @@ def params(interval: float, dt: float, width: int | None) -> dict[str, Any]:
     return {"start": start, "step": dt * SECONDS_PER_HOUR, "last": n - 1, "n": n, "w": width}
 
 
+def statement(expr_sql: str, interval: float, dt: float, width: int | None) -> str:
+    """The very statement the service runs for this series."""
+    if not width:
+        return _raw_sql(expr_sql)
+    return _m4_sql(expr_sql, m4_parts(int(sample_count(interval, dt)), width))
+
+
 def bare_sql(expr_sql: str, interval: float, dt: float, width: int | None) -> tuple[int, str]:
-    sql = _m4_sql(expr_sql) if width else _raw_sql(expr_sql)
     with connection.cursor() as cur:
-        cur.execute(sql, params(interval, dt, width))
+        cur.execute(statement(expr_sql, interval, dt, width), params(interval, dt, width))
         return cur.fetchone()
+
+
+def parallel_workers(expr_sql: str, interval: float, dt: float, width: int) -> str:
+    """'planned/launched' parallel workers of the M4 statement, from EXPLAIN ANALYZE."""
+    with connection.cursor() as cur:
+        sql = "EXPLAIN (ANALYZE, TIMING OFF) " + statement(expr_sql, interval, dt, width)
+        cur.execute(sql, params(interval, dt, width))
+        plan = [row[0] for row in cur.fetchall()]
+    planned = sum(int(line.split(":")[1]) for line in plan if "Workers Planned:" in line)
+    launched = sum(int(line.split(":")[1]) for line in plan if "Workers Launched:" in line)
+    return f"{planned}/{launched}"
 
 
 # ------------------------------------------------------------------ numpy
@@ -208,55 +232,33 @@ def endpoint(url: str, interval: float, dt: float, width: int | None) -> dict[st
 # ------------------------------------------------------------------ pixels
 
 
+# The pixel comparison renders the product's own chart options (the
+# pipeline's charts module: a benchmark script may import it, the service does not).
+sys.path.insert(0, str(HERE.parent / "pipeline"))
+from pipeline.charts import chart_options, plot_width  # noqa: E402
+
 CHART_W, CHART_H = 800, 400
-MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_LEFT = 20, 20, 50, 80
-PLOT_W = CHART_W - MARGIN_LEFT - MARGIN_RIGHT
-PLOT_H = CHART_H - MARGIN_TOP - MARGIN_BOTTOM
+PLOT_W = plot_width(CHART_W)
+# The product chart's plot height at 800x400 with its title, subtitle and axis
+# labels (measured from the gridlines of a rendered chart: 70 px to 332 px).
+PLOT_H_ESTIMATE = 262
+PIXEL_FUNCTIONS = ("sin(t / 20000) + sin(t / 997) / 5", "sin(t / 2000) + sin(t / 97) / 4 + sin(t / 9) / 10")
 
 
-def chart(points: list[list[float]], crisp: bool = False) -> dict[str, Any]:
-    data = [[x * 1000.0, y] for x, y in points]  # datetime axis: milliseconds
-    style = {"shapeRendering": "crispEdges"} if crisp else {}
-    return {
-        "chart": {
-            "type": "line",
-            "width": CHART_W,
-            "height": CHART_H,
-            "animation": False,
-            "margin": [MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_LEFT],
-            "style": style,
-        },
-        "boost": {"enabled": False},
-        "title": {"text": None},
-        "credits": {"enabled": False},
-        "legend": {"enabled": False},
-        "xAxis": {
-            "type": "datetime",
-            "min": data[0][0],
-            "max": data[-1][0],
-            "startOnTick": False,
-            "endOnTick": False,
-            "minPadding": 0,
-            "maxPadding": 0,
-        },
-        "yAxis": {"title": {"text": None}},
-        "plotOptions": {
-            "series": {
-                "animation": False,
-                "marker": {"enabled": False},
-                "lineWidth": 1,
-                "turboThreshold": 0,
-                "boostThreshold": 0,
-                "enableMouseTracking": False,
-                "states": {"hover": {"enabled": False}},
-            }
-        },
-        "series": [{"data": data}],
-    }
+def product_chart(expression: str, points: list[list[float]], dt: float, interval: float, band: bool) -> dict:
+    """The chart the pipeline renders for these points (band=False: the M4 line alone)."""
+    options = chart_options(expression, points, dt, interval, CHART_W)
+    if not band:
+        options["series"] = [s for s in options["series"] if s["type"] != "arearange"]
+    # The raw reference has up to 100k points: drawn as the anti-aliased SVG
+    # line, never through the boost module's WebGL canvas.
+    options["boost"] = {"enabled": False}
+    options["plotOptions"]["series"]["boostThreshold"] = 0
+    return options
 
 
-def render(exporter_url: str, points: list[list[float]], crisp: bool = False) -> bytes:
-    body = {"type": "png", "infile": chart(points, crisp), "width": CHART_W, "height": CHART_H}
+def render(exporter_url: str, options: dict) -> bytes:
+    body = {"type": "png", "infile": options, "width": CHART_W, "height": CHART_H}
     r = requests.post(exporter_url.rstrip("/") + "/", json=body, timeout=300)
     r.raise_for_status()
     if not r.content.startswith(b"\x89PNG"):
@@ -265,7 +267,7 @@ def render(exporter_url: str, points: list[list[float]], crisp: bool = False) ->
 
 
 def pixel_diff(a: bytes, b: bytes) -> tuple[int, int]:
-    """(pixels that differ at all, pixels that differ by more than 64/255 in a channel)."""
+    """(pixels that differ at all, pixels that differ by more than 64/255 in a channel), whole image."""
     from PIL import Image
 
     ia = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.int16)
@@ -279,11 +281,72 @@ def pixel_diff(a: bytes, b: bytes) -> tuple[int, int]:
 # ------------------------------------------------------------------ main
 
 
+def sql_figures(compiled: Any, datagen_url_arg: str, repeat: int) -> None:
+    """Part 1-3: the statement against numpy and against the endpoint."""
+    gunicorn = None
+    datagen_url = datagen_url_arg
+    if not datagen_url or not answers(datagen_url, "/health"):
+        port = free_port()
+        datagen_url = f"http://127.0.0.1:{port}"
+        print(f"starting gunicorn on {datagen_url} (1 worker, raw limit lifted to 6M)")
+        gunicorn = start_gunicorn(port)
+    try:
+        print()
+        print(
+            f"{'series':<8}{'mode':<6}{'samples':>10}{'points':>9}{'SQL s':>9}"
+            f"{'Msamples/s':>12}{'numpy s':>9}{'SQL/np':>8}{'np+M4 s':>9}{'SQL/np+M4':>10}"
+            f"{'HTTP s':>9}{'HTTP/SQL':>9}{'workers':>9}"
+        )
+        for label, interval, dt in SIZES:
+            n = int(sample_count(interval, dt))
+            tree = compiled.tree
+            np_time, _ = median_time(lambda: np_samples(tree, interval, dt), repeat)  # noqa: B023
+            np_m4_time, _ = median_time(lambda: np_m4(tree, interval, dt, WIDTH), repeat)  # noqa: B023
+            for mode, width in (("raw", None), ("M4", WIDTH)):
+                sql_time, (count, _) = median_time(lambda: bare_sql(compiled.sql, interval, dt, width), repeat)  # noqa: B023
+                try:
+                    http_time, body = median_time(lambda: endpoint(datagen_url, interval, dt, width), repeat)  # noqa: B023
+                    assert body["count"] == count and body["samples"] == n
+                    http = f"{http_time:9.3f}{http_time / sql_time:9.2f}"
+                except requests.RequestException as exc:
+                    http = f"  ({type(exc).__name__}: {str(exc)[:40]})"
+                workers = parallel_workers(compiled.sql, interval, dt, width) if width else "-"
+                print(
+                    f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
+                    f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
+                    f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}{workers:>9}"
+                )
+            # The same M4 statement in the backend alone (no parallel workers), side by side.
+            with connection.cursor() as cur:
+                cur.execute("SET max_parallel_workers_per_gather = 0")
+            try:
+                serial, _ = median_time(lambda: bare_sql(compiled.sql, interval, dt, WIDTH), repeat)  # noqa: B023
+            finally:
+                with connection.cursor() as cur:
+                    cur.execute("RESET max_parallel_workers_per_gather")
+            print(
+                f"{label:<8}{'M4/1':<6}{n:>10}{'':>9}{serial:9.3f}{n / serial / 1e6:12.2f}{np_time:9.3f}"
+                f"{serial / np_time:8.1f}{np_m4_time:9.3f}{serial / np_m4_time:10.1f}{'':>18}{'0/0':>9}"
+            )
+        print(
+            "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
+            "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
+            "np+M4: plus min/max per column (numpy reduceat); workers: parallel workers\n"
+            "planned/launched for the M4 statement (EXPLAIN ANALYZE); M4/1: the same statement with\n"
+            "parallel workers off for this session (the backend alone). SQL/np target: <= 5 for M4."
+        )
+    finally:
+        if gunicorn is not None:
+            gunicorn.terminate()
+            gunicorn.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--exporter-url", default=os.environ.get("EXPORTER_URL", "http://127.0.0.1:7801"))
     ap.add_argument("--datagen-url", default=os.environ.get("DATAGEN_URL", ""))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pixels-only", action="store_true", help="only the pixel comparison")
     args = ap.parse_args()
     repeat = max(1, min(args.repeat, 20))
     for url in (args.exporter_url, args.datagen_url):
@@ -301,48 +364,8 @@ def main() -> None:
         print(cur.fetchone()[0].split(",")[0])
     bare_sql(compiled.sql, 1, 1, None)  # connect, warm up
 
-    gunicorn = None
-    datagen_url = args.datagen_url
-    if not datagen_url or not answers(datagen_url, "/health"):
-        port = free_port()
-        datagen_url = f"http://127.0.0.1:{port}"
-        print(f"starting gunicorn on {datagen_url} (1 worker, raw limit lifted to 6M)")
-        gunicorn = start_gunicorn(port)
-    try:
-        print()
-        print(
-            f"{'series':<8}{'mode':<6}{'samples':>10}{'points':>9}{'SQL s':>9}"
-            f"{'Msamples/s':>12}{'numpy s':>9}{'SQL/np':>8}{'np+M4 s':>9}{'SQL/np+M4':>10}"
-            f"{'HTTP s':>9}{'HTTP/SQL':>9}"
-        )
-        for label, interval, dt in SIZES:
-            n = int(sample_count(interval, dt))
-            tree = compiled.tree
-            np_time, _ = median_time(lambda: np_samples(tree, interval, dt), repeat)  # noqa: B023
-            np_m4_time, _ = median_time(lambda: np_m4(tree, interval, dt, WIDTH), repeat)  # noqa: B023
-            for mode, width in (("raw", None), ("M4", WIDTH)):
-                sql_time, (count, _) = median_time(lambda: bare_sql(compiled.sql, interval, dt, width), repeat)  # noqa: B023
-                try:
-                    http_time, body = median_time(lambda: endpoint(datagen_url, interval, dt, width), repeat)  # noqa: B023
-                    assert body["count"] == count and body["samples"] == n
-                    http = f"{http_time:9.3f}{http_time / sql_time:9.2f}"
-                except requests.RequestException as exc:
-                    http = f"  ({type(exc).__name__}: {str(exc)[:40]})"
-                print(
-                    f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
-                    f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
-                    f"{np_m4_time:9.3f}{sql_time / np_m4_time:10.1f}{http}"
-                )
-        print(
-            "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
-            "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
-            "np+M4: plus min/max per column (numpy reduceat)."
-        )
-    finally:
-        if gunicorn is not None:
-            gunicorn.terminate()
-            gunicorn.wait(timeout=30)
-
+    if not args.pixels_only:
+        sql_figures(compiled, args.datagen_url, repeat)
     print()
     if not answers(args.exporter_url, "/health"):
         print(
@@ -351,33 +374,30 @@ def main() -> None:
         )
         return
     interval, dt = 100_000 / 1440 / 4, MINUTE_HOURS / 4  # 100k samples at 15 s steps
-    plot = PLOT_W * PLOT_H
+    plot = PLOT_W * PLOT_H_ESTIMATE
     print(
-        f"pixel comparison: 100001 samples, chart {CHART_W}x{CHART_H}, x axis from the first"
-        f" to the last sample, plot area {PLOT_W}x{PLOT_H} = {plot} px"
+        f"pixel comparison: 100001 samples, the product's chart {CHART_W}x{CHART_H} (anti-aliased SVG),"
+        f" M4 to the plot width {PLOT_W}; % of the plot area {PLOT_W}x{PLOT_H_ESTIMATE} = {plot} px"
     )
-    for expr in ("sin(t / 20000) + sin(t / 997) / 5", "sin(t / 2000) + sin(t / 97) / 4 + sin(t / 9) / 10"):
+    for expr in PIXEL_FUNCTIONS:
         c = compile_expression(expr)
-        raw_count, raw_json = bare_sql(c.sql, interval, dt, None)
-        raw = json.loads(raw_json)
+        raw = json.loads(bare_sql(c.sql, interval, dt, None)[1])
+        count, m4_json = bare_sql(c.sql, interval, dt, PLOT_W)
+        m4 = json.loads(m4_json)
         print(f"  f(t) = {expr}")
-        for crisp in (False, True):
+        t0 = time.perf_counter()
+        raw_png = render(args.exporter_url, product_chart(expr, raw, dt, interval, band=False))
+        raw_render = time.perf_counter() - t0
+        for band, name in ((False, "M4 line       "), (True, "M4 line + band")):
             t0 = time.perf_counter()
-            raw_png = render(args.exporter_url, raw, crisp)
-            raw_render = time.perf_counter() - t0
-            for width, why in ((PLOT_W, "plot width"), (CHART_W, "chart width")):
-                count, m4_json = bare_sql(c.sql, interval, dt, width)
-                t0 = time.perf_counter()
-                m4_png = render(args.exporter_url, json.loads(m4_json), crisp)
-                m4_render = time.perf_counter() - t0
-                any_diff, big_diff = pixel_diff(raw_png, m4_png)
-                mode = "crispEdges  " if crisp else "anti-aliased"
-                print(
-                    f"    {mode} M4 w={width} ({why}, {count} pts): differing pixels "
-                    f"{any_diff} = {100 * any_diff / plot:.3f}% of plot "
-                    f"(>64 levels: {big_diff} = {100 * big_diff / plot:.3f}%); "
-                    f"render raw {raw_render:.2f} s, M4 {m4_render:.2f} s"
-                )
+            m4_png = render(args.exporter_url, product_chart(expr, m4, dt, interval, band=band))
+            m4_render = time.perf_counter() - t0
+            any_diff, big_diff = pixel_diff(raw_png, m4_png)
+            print(
+                f"    {name} ({count} pts): differing pixels {any_diff} = {100 * any_diff / plot:.3f}%,"
+                f" >64 levels: {big_diff} = {100 * big_diff / plot:.3f}% of plot (target <= 0.5%);"
+                f" render raw {raw_render:.2f} s, M4 {m4_render:.2f} s"
+            )
 
 
 if __name__ == "__main__":

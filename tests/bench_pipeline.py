@@ -12,7 +12,14 @@ test ports of TEST_SLOT 9, against a database of its own, then prints:
    as there are render processes (the same capacity);
 2. the pipeline's throughput for a bulk refresh of the same rows
    (points -> render -> persist through RabbitMQ, Redis and PostgreSQL);
-3. their ratio, and the median add-to-chart time with its breakdown by stage.
+3. their ratio, and the median add-to-chart time with its breakdown by stage;
+4. where the time goes during the bulk refresh: per export server, from the
+   render stage's own timestamps in the stored traces, its busy and idle time
+   and the requests queued in front of it (and the render queue's depth);
+5. the add-to-chart of a 10-year, 1-minute series (5.3 M samples) by stage;
+6. (--sweep, on by default) the same bulk refresh against 1, 2, 3 and 4 export
+   servers, each with the render concurrency `make dev` picks for it: the
+   export servers' own rate, the pipeline's, and their ratio.
 """
 
 from __future__ import annotations
@@ -374,6 +381,9 @@ def main() -> int:
     parser.add_argument("--adds", type=int, default=15)
     parser.add_argument("--load", type=int, default=0, help="only the load run: a bulk refresh of this many rows")
     parser.add_argument("--adds-down", type=int, default=0, help="only: this many concurrent Adds, export servers down")
+    parser.add_argument("--big-adds", type=int, default=5, help="adds of the 10-year, 1-minute series")
+    parser.add_argument("--sweep", default="1,2,3,4", help="export server counts to sweep ('' for none)")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sweep")
     args = parser.parse_args()
 
     create_database()
@@ -381,6 +391,9 @@ def main() -> int:
     env["POSTGRES_DB"] = connection.settings_dict["NAME"]
     redis.Redis.from_url(settings.RESULT_BACKEND).flushdb()
     app.control.purge()
+    if args.sweep_only:
+        sweep(env, [int(n) for n in args.sweep.split(",") if n.strip()], args.rows)
+        return 0
     if args.adds_down:
         env["DJANGO_DEBUG"] = "true"  # the admin serves its static files itself
     stack = Stack(env, extra=("admin",) if args.adds_down else ())
@@ -404,7 +417,9 @@ def main() -> int:
         for n, rate in alone_runs.items():
             print(f"export server alone, {n} clients: {rate:6.2f} charts/s")
         before = cpu_seconds()
+        bulk_started = time.time()
         through, failed = pipeline_refresh(rows)
+        bulk_finished = time.time()
         after = cpu_seconds()
         alone_runs["again"] = exporter_alone(rows, stack.exporter_urls, 2 * exporters)
         print(f"export server alone again, {2 * exporters} clients: {alone_runs['again']:6.2f} charts/s")
@@ -418,14 +433,192 @@ def main() -> int:
         for role, seconds in sorted(spent.items(), key=lambda item: -item[1]):
             if seconds >= 0.0005:
                 print(f"  {role:24s} {seconds:7.4f}")
+        cores = os.cpu_count() or 1
+        stack_cpu = sum(seconds for role, seconds in spent.items() if role != "other")
+        print(
+            f"CPU busy during the bulk refresh (charts/s x CPU-s per chart / {cores} cores): "
+            f"{through * sum(spent.values()) / cores:.2f} machine-wide, {through * stack_cpu / cores:.2f} by the stack"
+        )
+
+        print_render_timeline([r.pk for r in rows], bulk_started, bulk_finished)
 
         samples = add_to_chart(args.adds)
         print(f"add-to-chart, {args.adds} sequential adds (median seconds):")
         for key in samples[0]:
             print(f"  {key:18s} {statistics.median(s[key] for s in samples):7.3f}")
-        return 0 if failed == 0 else 1
+        print_big_adds(args.big_adds)
     finally:
         stack.stop()
+    counts = [int(n) for n in args.sweep.split(",") if n.strip()]
+    if counts:
+        sweep(env, counts, args.rows)
+    return 0 if failed == 0 else 1
+
+
+# ---------------------------------------------------------------- throughput (issue 12)
+# Where the time of the bulk refresh goes, the big series, the sweep over the
+# number of export servers. Kept apart from the load part above.
+
+BIG_SERIES = {"expression": "t + 2/t", "dt": 1 / 60, "interval": 3652.5}  # 10 years at 1 minute
+PORT_BASE = 18000 + 100 * int(os.environ["TEST_SLOT"])
+
+
+def render_timeline(pks: list[int]) -> dict[str, list[tuple[float, float]]]:
+    """Per export server, the (start, end) of every render of these rows, from
+    the render stage's own timestamps stored in the rows' traces."""
+    timeline: dict[str, list[tuple[float, float]]] = {}
+    for trace in Function.objects.filter(pk__in=pks).values_list("trace", flat=True):
+        render = (trace or {}).get("render") or {}
+        if "started" in render and "seconds" in render:
+            url = render.get("exporter", "?")
+            timeline.setdefault(url, []).append((render["started"], render["started"] + render["seconds"]))
+    return timeline
+
+
+def busy_seconds(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Length of the union of the intervals within [start, end]."""
+    busy, reach = 0.0, start
+    for lo, hi in sorted(intervals):
+        lo, hi = max(lo, reach), min(hi, end)
+        if hi > lo:
+            busy += hi - lo
+            reach = hi
+    return busy
+
+
+def mean_depth(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Time-averaged number of intervals open at once within [start, end]."""
+    return sum(max(0.0, min(hi, end) - max(lo, start)) for lo, hi in intervals) / max(end - start, 1e-9)
+
+
+def print_render_timeline(pks: list[int], started: float, finished: float) -> None:
+    """Idle fraction per export server during the bulk refresh, and the queues in front of it."""
+    window = finished - started
+    timeline = render_timeline(pks)
+    traces = list(Function.objects.filter(pk__in=pks).values_list("trace", flat=True))
+    # Render queue (RabbitMQ, shared): the points stage has finished, the render stage has not begun.
+    waiting = [
+        (t["points"]["started"] + t["points"]["seconds"], t["render"]["started"])
+        for t in traces
+        if t and "points" in t and "render" in t
+    ]
+    first_render = min((lo for ivs in timeline.values() for lo, _ in ivs), default=started)
+    print(
+        f"where the time goes during the bulk refresh ({window:.2f} s; first render starts after "
+        f"{first_render - started:.2f} s), from the render stage's own timestamps:"
+    )
+    print(f"  {'export server':28s} {'renders':>7} {'busy s':>7} {'idle':>6} {'in flight':>9} {'ms/render':>9}")
+    for url, intervals in sorted(timeline.items()):
+        busy = busy_seconds(intervals, started, finished)
+        depth = mean_depth(intervals, started, finished)
+        per = 1000 * sum(hi - lo for lo, hi in intervals) / len(intervals)
+        print(f"  {url:28s} {len(intervals):7d} {busy:7.2f} {1 - busy / window:6.1%} {depth:9.2f} {per:9.0f}")
+    queue = mean_depth(waiting, started, finished)
+    print(f"  render queue (RabbitMQ, all servers): {queue:.2f} tasks waiting on average")
+    print("  in flight: renders open at once on that server (its one page draws one at a time, the rest")
+    print("  wait inside the export server); idle: share of the refresh with no render open on it.")
+
+
+def print_big_adds(count: int) -> None:
+    """Add-to-chart of the 10-year, 1-minute series: median seconds by stage."""
+    if count <= 0:
+        return
+    samples = []
+    for _ in range(count):
+        started = time.time()
+        function = services.create_function(**BIG_SERIES)
+        assert selectors.wait_for_outcome(function.pk, function.run_id, 120, poll=0.01)
+        total = time.time() - started
+        function.refresh_from_db()
+        if function.state != "done":
+            print(f"  10-year series failed: {function.state} {getattr(function, 'error', '')!s:.200}")
+            return
+        trace = function.trace
+        points, render, persist = trace["points"], trace["render"], trace["persist"]
+        samples.append(
+            {
+                "total": total,
+                "to points queue": points["started"] - started,
+                "points (datagen)": points["seconds"],
+                "to render queue": render["started"] - points["started"] - points["seconds"],
+                "render": render["seconds"],
+                "to persist queue": persist["started"] - render["started"] - render["seconds"],
+                "persist + seen": started + total - persist["started"],
+            }
+        )
+    print(
+        f"add-to-chart of a 10-year, 1-minute series (5,259,601 samples -> M4), {count} sequential adds "
+        "(median seconds, target total <= 1.5):"
+    )
+    for key in samples[0]:
+        print(f"  {key:18s} {statistics.median(s[key] for s in samples):7.3f}")
+
+
+def cpu_by_pid() -> dict[int, float]:
+    """CPU seconds used so far by each process on the machine."""
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return used
+
+
+def cpu_used_since(before: dict[int, float]) -> float:
+    """CPU seconds used by every process since ``before`` (processes that ended meanwhile are lost)."""
+    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in cpu_by_pid().items())
+
+
+def render_processes_for(instances: int) -> int:
+    """Render concurrency for this many export servers: the rule of deploy/dev.sh."""
+    return 2 * instances
+
+
+def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
+    """Bulk refresh against 1..4 export servers: their own rate, the pipeline's, the ratio."""
+    print()
+    print(f"sweep over the number of export servers ({rows_count} rows, {os.cpu_count()} cores):")
+    print(
+        f"  {'servers':>7} {'render procs':>12} {'alone ch/s':>10} {'pipeline ch/s':>13} {'ratio':>6}"
+        f" {'failed':>6} {'CPU busy':>8} {'idle':>6} {'in flight':>9}"
+    )
+    for count in counts:
+        urls = ",".join(f"http://127.0.0.1:{PORT_BASE + 10 + k}" for k in range(1, count + 1))
+        processes = render_processes_for(count)
+        env = {**base_env, "EXPORTER_URLS": urls, "RENDER_CONCURRENCY": str(processes)}
+        settings.EXPORTER_URLS = urls.split(",")
+        Function.objects.all().delete()
+        redis.Redis.from_url(settings.RESULT_BACKEND).flushdb()
+        app.control.purge()
+        stack = Stack(env)
+        try:
+            stack.start()
+            rows = Function.objects.bulk_create(
+                Function(expression=EXPRESSIONS[i % len(EXPRESSIONS)], dt=1, interval=1 + i % 7)
+                for i in range(rows_count)
+            )
+            pipeline_refresh(rows[: 2 * processes])  # warm up every process and page
+            alone = max(exporter_alone(rows, stack.exporter_urls, n) for n in (count, processes))
+            before, wall, started = cpu_by_pid(), time.perf_counter(), time.time()
+            through, failed = pipeline_refresh(rows)
+            finished = time.time()
+            busy = cpu_used_since(before) / (time.perf_counter() - wall) / (os.cpu_count() or 1)
+            timeline = render_timeline([r.pk for r in rows])
+            idle = [1 - busy_seconds(iv, started, finished) / (finished - started) for iv in timeline.values()]
+            flight = [mean_depth(iv, started, finished) for iv in timeline.values()]
+            alone = max(alone, exporter_alone(rows, stack.exporter_urls, processes))
+            print(
+                f"  {count:7d} {processes:12d} {alone:10.2f} {through:13.2f} {through / alone:6.2f}"
+                f" {failed:6d} {busy:8.0%} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}",
+                flush=True,
+            )
+        finally:
+            stack.stop()
+    print("  alone: the export servers' best of clients = servers and = render processes, before and after;")
+    print("  CPU busy: CPU seconds of every process on the machine (other work included) / wall / cores")
+    print("  during the pipeline's refresh; idle, in flight: mean over the export servers, as above.")
 
 
 if __name__ == "__main__":

@@ -133,3 +133,48 @@ def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cau
     assert failed["error"].startswith('Stage "render" failed: export server at http://127.0.0.1:7801 is unreachable')
     assert "gave up after 10 attempts in 200 s" in failed["error"]
     assert failed["trace"]["render"]["attempts"] == 10
+
+
+def _m4_columns(samples, width):
+    """M4 of a zigzag series (y alternates -1, 1 with a slow drift) the way datagen picks it."""
+    step = 60.0
+    ys = [(-1.0 if i % 2 else 1.0) + i / samples for i in range(samples)]
+    columns = {}
+    for i in range(samples):
+        b = min(width - 1, i * width // (samples - 1))
+        columns.setdefault(b, []).append(i)
+    points = []
+    for col in columns.values():
+        i_min = min(col, key=lambda i: (ys[i], i))
+        i_max = max(col, key=lambda i: (ys[i], -i))
+        points += [[1_700_000_000.0 + i * step, ys[i]] for i in sorted({col[0], i_min, i_max, col[-1]})]
+    return points, columns, ys
+
+
+def test_a_dense_series_is_drawn_over_its_per_column_band():
+    from pipeline.charts import MARGIN_LEFT, MARGIN_RIGHT, SERIES_COLOR
+
+    width = 50
+    points, columns, ys = _m4_columns(5_000, width)
+    options = chart_options("z", points, 1 / 60, 5_000 / 1440, chart_width=width + MARGIN_LEFT + MARGIN_RIGHT)
+    line, band = options["series"]
+    assert line["type"] == "line" and len(line["data"]) == len(points) <= 4 * width
+    assert band["type"] == "arearange" and band["zIndex"] < line["zIndex"]
+    assert band["color"] == line["color"] == SERIES_COLOR and band["fillOpacity"] == 1
+    expected = [
+        [(1_700_000_000.0 + (col[0] + col[-1]) * 30.0) * 1000.0, min(ys[i] for i in col), max(ys[i] for i in col)]
+        for col in columns.values()
+    ]
+    assert band["data"] == expected  # one [centre, min, max] per pixel column, from the M4 points alone
+    assert band["turboThreshold"] == 0  # more than 1,000 triples would otherwise not be drawn
+
+
+def test_a_raw_series_has_no_band():
+    # Every sample arrived (at most 4 per column): the line alone, as before.
+    width = 50
+    points, _, _ = _m4_columns(200, width)
+    options = chart_options("z", points, 1 / 60, 200 / 1440, chart_width=width + 144)
+    assert [s["type"] for s in options["series"]] == ["line"]
+    raw = [[1_700_000_000.0 + i * 60.0, float(i % 2)] for i in range(5_000)]
+    options = chart_options("z", raw, 1 / 60, 5_000 / 1440, chart_width=width + 144)
+    assert [s["type"] for s in options["series"]] == ["line"]

@@ -85,7 +85,71 @@ FROM ({rows}
 """
 
 
-def _m4_sql(expr_sql: str) -> str:
+# A decimated series of more than PARALLEL_CHUNK samples is computed in
+# ceil(samples / PARALLEL_CHUNK) parts (at most one per column), so that
+# PostgreSQL can hand the parts to parallel workers (Gather over a Parallel
+# Append). Smaller series are one part and run in the backend alone.
+PARALLEL_CHUNK = 125_000
+
+
+def m4_parts(samples: int, width: int) -> int:
+    """How many parts (UNION ALL branches) the M4 statement of this series has."""
+    return max(1, min(width, -(-samples // PARALLEL_CHUNK)))
+
+
+def _column_lo(b: str) -> str:
+    # First sample index of pixel column b (see _m4_sql).
+    return f"(({b}) * %(last)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint"
+
+
+def _column_hi(b: str) -> str:
+    # Last sample index of pixel column b: the one before the next column's first.
+    return f"CASE WHEN {b} = %(w)s::bigint - 1 THEN %(last)s::bigint ELSE {_column_lo(b + ' + 1')} - 1 END"
+
+
+def _m4_part(expr_sql: str, part: int, parts: int) -> str:
+    """The M4 points (k, yk) of the columns b0 <= b < b1 of one part.
+
+    Parallel-safe by construction: PostgreSQL 15 runs nothing that reads a
+    correlated parameter in a worker, so the part is a join, not a LATERAL
+    subquery per column. The columns come from a function scan WITH
+    ORDINALITY (PostgreSQL knows it is ordered by ord); the nested loop with
+    each column's own generate_series keeps that order and, within a column,
+    the order of i; the grouped aggregate therefore reads every column's
+    samples in order of i, in one pass, without sorting or hashing, and
+    array_agg holds them in that order. The subquery with ORDER BY (already
+    satisfied, so no sort) is a fence: y is computed once per sample instead of
+    once per aggregate."""
+    b0 = f"%(w)s::bigint * {part} / {parts}"
+    b1 = f"%(w)s::bigint * {part + 1} / {parts}"
+    return f"""
+    SELECT DISTINCT
+           unnest(ARRAY[lo, lo + pmin - 1, lo + pmax - 1, hi]) AS k,
+           unnest(ARRAY[ys[1] + guard, ys[pmin], ys[pmax], ys[hi - lo + 1]]) AS yk
+    FROM (
+        SELECT lo, hi, ys,
+               array_position(ys, mn)::bigint AS pmin,
+               array_position(ys, mx)::bigint AS pmax,
+               CASE WHEN mn = '-Infinity'::float8 OR mx = 'Infinity'::float8 OR mx = 'NaN'::float8
+                    THEN exp(1000::float8 + 0::float8 * b) ELSE 0::float8 END AS guard
+        FROM (
+            SELECT b, {_column_lo("b")} AS lo, {_column_hi("b")} AS hi, ys, mn, mx
+            FROM (
+                SELECT {b0} + ord - 1 AS b, array_agg(y) AS ys, min(y) AS mn, max(y) AS mx
+                FROM (
+                    SELECT gb.ord, ({expr_sql}) AS y
+                    FROM generate_series({b0}, {b1} - 1) WITH ORDINALITY AS gb(b, ord)
+                         CROSS JOIN LATERAL generate_series({_column_lo("gb.b")}, {_column_hi("gb.b")}) AS g(i)
+                         CROSS JOIN LATERAL (SELECT %(start)s::float8 + i::float8 * %(step)s::float8 AS t) AS s
+                    ORDER BY gb.ord
+                ) AS v
+                GROUP BY ord
+            ) AS a
+        ) AS c
+    ) AS p"""
+
+
+def _m4_sql(expr_sql: str, parts: int = 1) -> str:
     # M4 (Jugel et al., VLDB 2014): sample i belongs to pixel column
     # b = floor(w * (t_i - t_0) / (t_last - t_0)) = floor(i*w/(n-1)), the last
     # sample joining column w-1; so column b holds i in [lo_b, hi_b] with
@@ -93,39 +157,18 @@ def _m4_sql(expr_sql: str) -> str:
     # column). This is the chart's own x mapping when the x axis spans exactly
     # the first to the last sample. For each column the
     # first, last, minimum and maximum sample are kept, deduplicated, in time
-    # order (ties: the earliest minimum and the earliest maximum).
-    # Each column is one correlated LATERAL over its own small generate_series:
-    # the values are collected once into an array together with min and max,
+    # order (ties: the earliest minimum and the earliest maximum): the values
+    # of a column are collected once into an array together with min and max,
     # then array_position finds where the minimum and maximum are.
-    in_column = _evaluated(expr_sql, "c.lo", "c.hi")
+    # The columns are split into `parts` UNION ALL branches (see _m4_part);
+    # the outer aggregate orders the points by k whichever process made them.
+    branches = "\n    UNION ALL".join(_m4_part(expr_sql, part, parts) for part in range(parts))
     return f"""
 SELECT count(*)::bigint,
        '[' || coalesce(string_agg(
            '[' || (%(start)s::float8 + k::float8 * %(step)s::float8)::text
            || ',' || yk::text || ']', ',' ORDER BY k), '') || ']'
-FROM (
-    SELECT DISTINCT k, yk
-    FROM (SELECT b, (b * %(last)s::bigint + %(w)s::bigint - 1) / %(w)s::bigint AS lo,
-                    CASE WHEN b = %(w)s::bigint - 1 THEN %(last)s::bigint
-                         ELSE ((b + 1) * %(last)s::bigint + %(w)s::bigint - 1)
-                              / %(w)s::bigint - 1 END AS hi
-          FROM generate_series(0::bigint, %(w)s::bigint - 1) AS gb(b)) AS c,
-    LATERAL (
-        SELECT array_agg(y) AS ys, min(y) AS mn, max(y) AS mx
-        FROM ({in_column}
-        ) AS v
-    ) AS a,
-    LATERAL (
-        SELECT array_position(a.ys, a.mn)::bigint AS pmin,
-               array_position(a.ys, a.mx)::bigint AS pmax,
-               CASE WHEN a.mn = '-Infinity'::float8 OR a.mx = 'Infinity'::float8
-                         OR a.mx = 'NaN'::float8
-                    THEN exp(1000::float8 + 0::float8 * c.b) ELSE 0::float8 END AS guard
-    ) AS p,
-    LATERAL (VALUES (c.lo, a.ys[1] + p.guard),
-                    (c.lo + p.pmin - 1, a.ys[p.pmin]),
-                    (c.lo + p.pmax - 1, a.ys[p.pmax]),
-                    (c.hi, a.ys[c.hi - c.lo + 1])) AS four(k, yk)
+FROM ({branches}
 ) AS picked
 """
 
@@ -141,7 +184,7 @@ def generate_series_points(
     params: dict[str, object] = {"start": start, "step": step, "last": n - 1}
     if decimated:
         params["w"] = width
-        sql = _m4_sql(compiled.sql)
+        sql = _m4_sql(compiled.sql, m4_parts(n, width))
     else:
         sql = _raw_sql(compiled.sql)
     with connection.cursor() as cur:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from django.db import connection
+
+from series import queries
+from series.expressions import compile_expression
 
 END = 1764374400.5
 
@@ -44,7 +48,13 @@ def m4_reference(points: list[list[float]], width: int) -> list[list[float]]:
         ("abs(t - 1764330000)", 1.3, 0.01, 33),  # n not a multiple of w
     ],
 )
-def test_m4_equals_reference(api, expression: str, interval: float, dt: float, width: int) -> None:
+@pytest.mark.parametrize("chunk", [queries.PARALLEL_CHUNK, 97], ids=["one part", "many parts"])
+def test_m4_equals_reference(
+    api, monkeypatch, expression: str, interval: float, dt: float, width: int, chunk: int
+) -> None:
+    # With a small chunk the same series is computed in many UNION ALL parts
+    # (the shape big series take so that PostgreSQL runs them in parallel).
+    monkeypatch.setattr(queries, "PARALLEL_CHUNK", chunk)
     raw = api.points(expression=expression, interval=interval, dt=dt, end=END).json()
     n = raw["samples"]
     assert n > 4 * width
@@ -83,3 +93,25 @@ def test_ten_years_at_one_minute_is_decimated(api) -> None:
     assert body["points"][0] == [start, start + 2 / start]
     last = start + (body["samples"] - 1) * 60.0
     assert body["points"][-1] == [last, last + 2 / last]
+
+
+def test_parts_split_the_columns() -> None:
+    assert queries.m4_parts(1441, 50) == 1
+    assert queries.m4_parts(5_259_601, 1000) == 43
+    assert queries.m4_parts(5_259_601, 7) == 7  # never more parts than columns
+
+
+@pytest.mark.django_db
+def test_big_series_plan_runs_parts_in_parallel_workers() -> None:
+    # The 10-year, 1-minute series: PostgreSQL plans a Gather over a Parallel
+    # Append of the parts (the server allows parallel workers by default).
+    n, width = 5_259_601, 1000
+    sql = queries._m4_sql(compile_expression("t + 2/t").sql, queries.m4_parts(n, width))
+    params = {"start": END - 3652.5 * 86400, "step": 60.0, "last": n - 1, "w": width}
+    with connection.cursor() as cur:
+        cur.execute("SHOW max_parallel_workers_per_gather")
+        if int(cur.fetchone()[0]) == 0:
+            pytest.skip("this PostgreSQL allows no parallel workers")
+        cur.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    assert "Gather" in plan and "Parallel Append" in plan, plan
