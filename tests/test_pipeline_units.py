@@ -122,12 +122,12 @@ def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cau
     task.push_request(retries=0, headers={})
     try:
         with pytest.raises(TransientFailure):  # within the window: Celery's autoretry takes it
-            tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+            tasks.run_stage(task, "render", job, export_server_down)
     finally:
         task.pop_request()
     task.push_request(retries=9, headers={FIRST_FAILURE_HEADER: time.time() - 200}, hostname="render@test")
     try:
-        failed = tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+        failed = tasks.run_stage(task, "render", job, export_server_down)
     finally:
         task.pop_request()
     assert failed["error"].startswith('Stage "render" failed: export server at http://127.0.0.1:7801 is unreachable')
