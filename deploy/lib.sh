@@ -91,17 +91,16 @@ ensure_services() {
   ensure_service RabbitMQ 127.0.0.1 5672 start_rabbitmq rabbitmq-server 90
 }
 
-ensure_database() { # name
-  python - "$1" <<'PY'
-import os, sys
+ensure_database() { # name: create it if missing, connecting as the admin's settings say (POSTGRES_*)
+  (cd "$ROOT/admin" && PYTHONPATH="$ROOT/pipeline" DJANGO_SETTINGS_MODULE=dashboard.settings python - "$1" <<'PY'
+import sys
+
 import psycopg2
+from django.conf import settings
 from psycopg2 import sql
-name = sys.argv[1]
-conn = psycopg2.connect(
-    host=os.environ.get("POSTGRES_HOST", "127.0.0.1"), port=os.environ.get("POSTGRES_PORT", "5432"),
-    user=os.environ.get("POSTGRES_USER", "postgres"), password=os.environ.get("POSTGRES_PASSWORD", ""),
-    dbname="postgres",
-)
+
+name, db = sys.argv[1], settings.DATABASES["default"]
+conn = psycopg2.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname="postgres")
 conn.autocommit = True
 with conn.cursor() as cur:
     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
@@ -109,6 +108,7 @@ with conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         print(f"==> created database {name}")
 PY
+  )
 }
 
 ensure_test_vhost() { # the RabbitMQ virtual host of TEST_SLOT's suite (or benchmark)

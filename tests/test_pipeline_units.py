@@ -122,12 +122,12 @@ def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cau
     task.push_request(retries=0, headers={})
     try:
         with pytest.raises(TransientFailure):  # within the window: Celery's autoretry takes it
-            tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+            tasks.run_stage(task, "render", job, export_server_down)
     finally:
         task.pop_request()
     task.push_request(retries=9, headers={FIRST_FAILURE_HEADER: time.time() - 200}, hostname="render@test")
     try:
-        failed = tasks.run_stage(task, "render", status.RENDERING, job, export_server_down)
+        failed = tasks.run_stage(task, "render", job, export_server_down)
     finally:
         task.pop_request()
     assert failed["error"].startswith('Stage "render" failed: export server at http://127.0.0.1:7801 is unreachable')
@@ -178,3 +178,83 @@ def test_a_raw_series_has_no_band():
     raw = [[1_700_000_000.0 + i * 60.0, float(i % 2)] for i in range(5_000)]
     options = chart_options("z", raw, 1 / 60, 5_000 / 1440, chart_width=width + 144)
     assert [s["type"] for s in options["series"]] == ["line"]
+
+
+def _response(status_code: int, body: dict, headers: dict[str, str]):
+    import json
+
+    import requests
+
+    response = requests.Response()
+    response.status_code = status_code
+    response._content = json.dumps(body).encode()
+    response.headers.update({"Content-Type": "application/json", **headers})
+    return response
+
+
+def test_datagen_busy_is_transient_and_carries_its_retry_after(monkeypatch):
+    from email.utils import format_datetime
+
+    from pipeline import clients
+    from pipeline.errors import TransientFailure
+
+    busy = {"errors": [{"field": "server", "code": "busy", "message": "1 heavy series are being computed"}]}
+    answers = [_response(503, busy, {"Retry-After": "2"})]
+    monkeypatch.setattr(clients._session, "post", lambda *args, **kwargs: answers[0])
+    with pytest.raises(TransientFailure, match="HTTP 503: .*code busy") as failure:
+        clients.fetch_points("t", 50.0, 0.001, 700)
+    assert failure.value.retry_after == 2.0
+
+    # Retry-After as an HTTP date; and a 503 without it (retried under the plain backoff).
+    import datetime
+
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)
+    answers[0] = _response(503, busy, {"Retry-After": format_datetime(later, usegmt=True)})
+    with pytest.raises(TransientFailure) as failure:
+        clients.fetch_points("t", 50.0, 0.001, 700)
+    assert 25 <= failure.value.retry_after <= 30
+    for headers in ({}, {"Retry-After": "soon"}):
+        answers[0] = _response(503, busy, headers)
+        with pytest.raises(TransientFailure) as failure:
+            clients.fetch_points("t", 50.0, 0.001, 700)
+        assert failure.value.retry_after is None
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(5.0, 5.0), (500.0, 30.0), (None, None)])
+def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry_after, expected):
+    """The points stage's autoretry (Celery's, with backoff and jitter) waits at least the
+    service's Retry-After, capped at PIPELINE_RETRY_BACKOFF_MAX."""
+    from celery.app.task import Task
+    from celery.exceptions import Retry
+
+    from pipeline import clients, jobs, settings, status, tasks
+    from pipeline.errors import TransientFailure
+
+    monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX", 30.0)
+    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deliveries=1))
+    monkeypatch.setattr(status, "note", lambda *args: None)
+
+    def busy(*args):
+        raise TransientFailure("datagen answered HTTP 503: busy", retry_after=retry_after)
+
+    monkeypatch.setattr(clients, "fetch_points", busy)
+    asked = {}
+
+    def retry(self, *args, **kwargs):
+        asked.update(kwargs)
+        return Retry("retry", kwargs["exc"])
+
+    monkeypatch.setattr(Task, "retry", retry)
+    task = tasks.generate_points
+    task.push_request(retries=0, headers={})
+    try:
+        with pytest.raises(Retry):
+            task.run(jobs.new_job(1, "run-1", "t", 1.0, 1.0))
+    finally:
+        task.pop_request()
+    assert isinstance(asked["exc"], TransientFailure)
+    backoff_max_at_first_retry = 1.0  # full jitter in [0, retry_backoff * 2**0]
+    if expected is None:
+        assert 0 <= asked["countdown"] <= backoff_max_at_first_retry
+    else:
+        assert asked["countdown"] == expected

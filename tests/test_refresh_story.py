@@ -120,7 +120,7 @@ def test_a_render_worker_killed_mid_batch_loses_nothing(stack):
     services.refresh_functions(rows)
     # Wait until the render worker is busy, then kill it and its pool outright.
     wait_until(
-        lambda: any(s.state == status.RENDERING for s in status.row_states(pks).values()),
+        lambda: any(s.stage == status.RENDERING for s in status.row_statuses(pks).values()),
         30,
         "a render in progress",
         poll=0.05,
@@ -141,7 +141,7 @@ def test_export_servers_stopped_mid_batch_rows_retry_and_succeed(stack):
     try:
         services.refresh_functions(rows)
         wait_until(
-            lambda: all(s.state == status.RENDERING for s in status.row_states(pks).values()) or None,
+            lambda: all(s.stage == status.RENDERING for s in status.row_statuses(pks).values()) or None,
             30,
             "every row to reach the render stage",
         )
@@ -230,7 +230,7 @@ def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(s
 
     progress = wait_until(counted, 30, "the older run to be counted")
     assert (progress.done, progress.failed, progress.superseded, progress.total) == (0, 0, 1, 1)
-    assert status.row_states([row.pk])[row.pk].state == status.QUEUED  # no stage of the older run reported
+    assert status.row_statuses([row.pk])[row.pk].stage == status.QUEUED  # no stage of the older run reported
     row.refresh_from_db()
     assert row.result_run is None and row.state == Function.State.QUEUED  # nothing stored for it
 

@@ -1,9 +1,15 @@
 """Settings of the admin service: every option is an env var with a default.
 
+Every option is declared once in :class:`AdminEnv` below with its type, default and
+meaning, under the pipeline's one rule (:class:`pipeline.settings.EnvSettings`): an
+unset, empty or blank variable means the default; any other value (stripped) must
+parse as the declared type, or the admin refuses to start naming the variable.
+Booleans take true/false, 1/0, yes/no, on/off.
+
 | env var                     | default                     | meaning |
 |-----------------------------|-----------------------------|---------|
 | DJANGO_DEBUG                | false                       | Django debug mode (also allows the dev superuser) |
-| DJANGO_SECRET_KEY           | a dev-only key if debug     | secret key; required when debug is off |
+| DJANGO_SECRET_KEY           | (a dev-only key if debug)   | secret key; required when debug is off |
 | DJANGO_ALLOWED_HOSTS        | 127.0.0.1,localhost         | comma separated host names |
 | DJANGO_CSRF_TRUSTED_ORIGINS | (empty)                     | comma separated origins, e.g. https://charts.example.com |
 | DJANGO_LANGUAGE_CODE        | en                          | default language (en or ru); the browser's choice wins |
@@ -13,7 +19,7 @@
 | POSTGRES_DB                 | function_dashboard          | database name |
 | POSTGRES_USER               | postgres                    | database role |
 | POSTGRES_PASSWORD           | (empty)                     | its password |
-| DJANGO_STATIC_ROOT          | <repo>/var/static           | where collectstatic puts files (served by WhiteNoise) |
+| DJANGO_STATIC_ROOT          | (<repo>/var/static)         | where collectstatic puts files (served by WhiteNoise) |
 | DJANGO_SECURE_COOKIES       | false                       | true behind HTTPS: cookies sent only over TLS |
 | DJANGO_SECURE_SSL_REDIRECT  | false                       | true: redirect http to https (usually the proxy does it) |
 | DJANGO_SECURE_HSTS_SECONDS  | 0                           | Strict-Transport-Security max-age once HTTPS works |
@@ -23,30 +29,57 @@
 | ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
 | ADD_WAIT_CONCURRENCY        | 4                           | Adds per process that wait at once for their chart |
 | STALLED_AFTER_SECONDS       | 600                         | a run with no progress for this long is marked failed |
+| LOG_LEVEL                   | INFO                        | level of the admin's log (stderr) |
 
-The pipeline's own settings (broker, result backend, datagen and exporter URLs,
+The table is checked against :class:`AdminEnv` by ``tests/test_settings.py``. The
+pipeline's own settings (broker, result backend, datagen and exporter URLs,
 chart size) are in ``pipeline/pipeline/settings.py``; the admin uses them through
 the pipeline package (it sends the chains and asks datagen to check the add form).
+The bootstrap's roles read theirs in ``functions/management/commands/ensure_*_role.py``.
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
+
+from pydantic import Field
+
+from pipeline.settings import EnvSettings, load, split_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BASE_DIR.parent
 
 
-def env(name: str, default: str = "") -> str:
-    return os.environ.get(name, "").strip() or default
+class AdminEnv(EnvSettings):
+    """The environment of the admin (web, persist worker, bootstrap)."""
+
+    django_debug: bool = Field(False, description="Django debug mode (also allows the dev superuser)")
+    django_secret_key: str = Field("", description="secret key; required when debug is off")
+    django_allowed_hosts: str = Field("127.0.0.1,localhost", description="comma separated host names")
+    django_csrf_trusted_origins: str = Field("", description="comma separated origins")
+    django_language_code: str = Field("en", description="default language (en or ru); the browser's choice wins")
+    django_time_zone: str = Field("UTC", description="time zone dates are shown in")
+    postgres_host: str = Field("127.0.0.1", description="PostgreSQL host")
+    postgres_port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port")
+    postgres_db: str = Field("function_dashboard", description="database name")
+    postgres_user: str = Field("postgres", description="database role")
+    postgres_password: str = Field("", description="its password")
+    django_static_root: str = Field("", description="where collectstatic puts files; empty = <repo>/var/static")
+    django_secure_cookies: bool = Field(False, description="true behind HTTPS: cookies sent only over TLS")
+    django_secure_ssl_redirect: bool = Field(False, description="true: redirect http to https")
+    django_secure_hsts_seconds: int = Field(0, ge=0, description="Strict-Transport-Security max-age")
+    django_secure_proxy_ssl_header: bool = Field(False, description="true: trust X-Forwarded-Proto: https")
+    django_login_failure_limit: int = Field(5, ge=1, description="failed logins (user name + address) before lockout")
+    django_login_cooloff_minutes: float = Field(15.0, gt=0, description="how long a lockout lasts")
+    add_wait_seconds: float = Field(20.0, ge=0, description="after Add, how long the admin waits for the chart")
+    add_wait_concurrency: int = Field(4, ge=0, description="Adds per process that wait at once for their chart")
+    stalled_after_seconds: float = Field(600.0, gt=0, description="a run with no progress this long is failed")
+    log_level: str = Field("INFO", description="level of the admin's log (stderr)")
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+ENV: AdminEnv = load(AdminEnv, "admin")
 
-
-DEBUG = env("DJANGO_DEBUG", "false").lower() in {"1", "true", "yes", "on"}
-SECRET_KEY = env("DJANGO_SECRET_KEY") or ("dev-only-insecure-key-do-not-use-in-production" if DEBUG else "")
+DEBUG = ENV.django_debug
+SECRET_KEY = ENV.django_secret_key or ("dev-only-insecure-key-do-not-use-in-production" if DEBUG else "")
 if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "insecure" in SECRET_KEY.lower()):
     from django.core.exceptions import ImproperlyConfigured
 
@@ -56,8 +89,8 @@ if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "insecure"
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')"
     )
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+ALLOWED_HOSTS = split_list(ENV.django_allowed_hosts)
+CSRF_TRUSTED_ORIGINS = split_list(ENV.django_csrf_trusted_origins)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -106,11 +139,11 @@ WSGI_APPLICATION = "dashboard.wsgi.application"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": env("POSTGRES_HOST", "127.0.0.1"),
-        "PORT": env("POSTGRES_PORT", "5432"),
-        "NAME": env("POSTGRES_DB", "function_dashboard"),
-        "USER": env("POSTGRES_USER", "postgres"),
-        "PASSWORD": env("POSTGRES_PASSWORD"),
+        "HOST": ENV.postgres_host,
+        "PORT": ENV.postgres_port,
+        "NAME": ENV.postgres_db,
+        "USER": ENV.postgres_user,
+        "PASSWORD": ENV.postgres_password,
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
@@ -124,18 +157,18 @@ AUTHENTICATION_BACKENDS = [
     "dashboard.auth.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(env("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=float(env("DJANGO_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = ENV.django_login_failure_limit
+AXES_COOLOFF_TIME = timedelta(minutes=ENV.django_login_cooloff_minutes)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 
 # HTTPS (issue 11.3): TLS ends at a reverse proxy in front of the admin; these turn on
 # what `manage.py check --deploy` asks for once it does.
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env("DJANGO_SECURE_COOKIES", "false").lower() in {"1", "true", "yes", "on"}
-SECURE_SSL_REDIRECT = env("DJANGO_SECURE_SSL_REDIRECT", "false").lower() in {"1", "true", "yes", "on"}
-SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", "0"))
-if env("DJANGO_SECURE_PROXY_SSL_HEADER", "false").lower() in {"1", "true", "yes", "on"}:
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ENV.django_secure_cookies
+SECURE_SSL_REDIRECT = ENV.django_secure_ssl_redirect
+SECURE_HSTS_SECONDS = ENV.django_secure_hsts_seconds
+if ENV.django_secure_proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 
@@ -146,10 +179,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "en")
+LANGUAGE_CODE = ENV.django_language_code
 LANGUAGES = [("en", "English"), ("ru", "Русский")]
 LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_overrides"]
-TIME_ZONE = env("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = ENV.django_time_zone
 USE_I18N = True
 USE_TZ = True
 
@@ -157,7 +190,7 @@ STATIC_URL = "static/"
 # Highstock for the detail page's interactive chart: copied from the exporter's
 # npm lock (the same Highcharts version that draws the PNGs) by deploy/lib.sh.
 STATICFILES_DIRS = [("vendor/highcharts", BASE_DIR / "vendor" / "highcharts")]
-STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(REPO_DIR / "var" / "static")))
+STATIC_ROOT = Path(ENV.django_static_root or REPO_DIR / "var" / "static")
 STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
@@ -167,13 +200,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-ADD_WAIT_SECONDS = float(env("ADD_WAIT_SECONDS", "20"))
-ADD_WAIT_CONCURRENCY = int(env("ADD_WAIT_CONCURRENCY", "4"))
-STALLED_AFTER_SECONDS = float(env("STALLED_AFTER_SECONDS", "600"))
+ADD_WAIT_SECONDS = ENV.add_wait_seconds
+ADD_WAIT_CONCURRENCY = ENV.add_wait_concurrency
+STALLED_AFTER_SECONDS = ENV.stalled_after_seconds
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": ENV.log_level},
 }

@@ -107,11 +107,11 @@ def refresh(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> None:
 @admin.register(Function)
 class FunctionAdmin(admin.ModelAdmin):
     form = FunctionForm
-    list_display = ["formula", "chart_or_error", "dt_human", "interval_human", "processing_date", "status"]
-    list_display_links = ["formula"]
+    list_display = ["function", "chart_or_error", "dt_human", "interval_human", "processing_date", "status"]
+    list_display_links = ["function"]
     list_filter = ["state"]
     search_fields = ["expression"]
-    sortable_by = ["formula", "dt_human", "interval_human", "processing_date"]
+    sortable_by = ["function", "dt_human", "interval_human", "processing_date"]
     ordering = ["-created_at", "-id"]
     list_per_page = 20
     actions = [refresh]
@@ -132,7 +132,7 @@ class FunctionAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("function"), ordering="expression")
-    def formula(self, obj: Function) -> str:
+    def function(self, obj: Function) -> str:
         return f"y = {obj.expression}"
 
     def _chart_img(self, obj: Function, css_class: str) -> str:

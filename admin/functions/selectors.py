@@ -35,11 +35,11 @@ def chart_etag(pk: int) -> str | None:
     return f'"{run_id}"' if run_id else None
 
 
-def live_states(functions: list[Function]) -> dict[int, str]:
+def live_stages(functions: list[Function]) -> dict[int, str]:
     """The stage each in-progress row has reached, as the stages wrote it to Redis."""
     pending = [f for f in functions if f.in_progress]
-    rows = status.row_states(f.pk for f in pending)
-    return {f.pk: rows[f.pk].state for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
+    rows = status.row_statuses(f.pk for f in pending)
+    return {f.pk: rows[f.pk].stage for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
 
 
 def rows_with_live_stage(ids: list[int]) -> list[Function]:
@@ -51,7 +51,7 @@ def rows_with_live_stage(ids: list[int]) -> list[Function]:
 
 def set_live_stages(rows: list[Function]) -> None:
     """Give each row its ``live_stage`` (from Redis; "queued" when Redis knows nothing newer)."""
-    live = live_states(rows)
+    live = live_stages(rows)
     for row in rows:
         row.live_stage = live.get(row.pk, status.QUEUED)
 

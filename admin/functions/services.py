@@ -201,7 +201,7 @@ def fail_stalled_runs() -> int:
     if waiting != 0:
         log.info("sweep: %s messages wait in the stage queues, no run counts as stalled", waiting)
         return 0
-    live = status.row_states(function.pk for function in stalled)
+    live = status.row_statuses(function.pk for function in stalled)
     failed = 0
     for function in stalled:
         row = live.get(function.pk)

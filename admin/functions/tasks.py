@@ -34,7 +34,7 @@ def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     if job.get("version") != jobs.VERSION:
         job = {**job, "error": job.get("error") or f"job version {job.get('version')!r} is not {jobs.VERSION}"}
     began = status.begin(
-        function_id, run, job.get("queued_at", 0), job.get("batch_id"), status.PERSISTING, delivery_key(self)
+        function_id, run, job.get("queued_at", 0), job.get("batch_id"), status.LIVE_STAGE["persist"], delivery_key(self)
     )
     if began.superseded:
         job = {**job, "superseded": True}

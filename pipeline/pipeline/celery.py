@@ -34,6 +34,9 @@ class StageTask(Task):
     ``retry_jitter``), for at most ``PIPELINE_RETRY_WINDOW`` seconds after the
     stage's first failure (and ``PIPELINE_MAX_RETRIES`` retries, a hard cap).
     A stage asks :meth:`may_retry` before it gives up and passes the failure on.
+    A service that says how long to wait (``Retry-After``, e.g. datagen's 503
+    ``busy``) is waited for: that is the delay's floor, capped at
+    ``PIPELINE_RETRY_BACKOFF_MAX``.
     """
 
     autoretry_for = (TransientFailure,)
@@ -46,6 +49,9 @@ class StageTask(Task):
         headers = dict(self.request.headers or {})
         headers.setdefault(FIRST_FAILURE_HEADER, time.time())
         kwargs["headers"] = headers
+        wait = getattr(kwargs.get("exc"), "retry_after", None)
+        if wait is not None:
+            kwargs["countdown"] = max(kwargs.get("countdown") or 0, min(wait, settings.RETRY_BACKOFF_MAX))
         return super().retry(*args, **kwargs)
 
     def failing_for(self) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -25,6 +27,22 @@ def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
         raise TransientFailure(f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})") from exc
     except requests.ConnectionError as exc:
         raise TransientFailure(f"{service} at {url} is unreachable ({exc})") from exc
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The seconds of a ``Retry-After`` header (delta-seconds or an HTTP date), None without a usable one."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _json_or_none(response: requests.Response) -> Any:
@@ -53,7 +71,8 @@ def fetch_points(expression: str, interval: float, dt: float, width: int) -> dic
         codes = set()
     message = f"datagen answered HTTP {response.status_code}: {detail}"
     if response.status_code >= 500 and not codes & DATAGEN_PERMANENT_CODES:
-        raise TransientFailure(message)
+        # 503 busy (every heavy slot taken) comes with Retry-After: the retry waits that long.
+        raise TransientFailure(message, retry_after=retry_after(response))
     raise StageFailure(message)
 
 
@@ -77,7 +96,7 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
     if response.status_code == 200:
         raise StageFailure(f"export server {url} answered 200 without a PNG image")
     if response.status_code >= 500 or response.status_code == 429 or code in EXPORTER_TRANSIENT_CODES:
-        raise TransientFailure(message)
+        raise TransientFailure(message, retry_after=retry_after(response))
     raise StageFailure(message)
 
 

@@ -1,9 +1,19 @@
 """The two kinds of stage failure; the tasks decide retry or store by kind."""
 
+from __future__ import annotations
+
 
 class StageFailure(Exception):
     """A failure that a retry cannot fix (bad expression, math error, 4xx)."""
 
 
 class TransientFailure(Exception):
-    """A failure that may pass (service unreachable, 5xx, export queue full)."""
+    """A failure that may pass (service unreachable, 5xx, datagen busy, export queue full).
+
+    ``retry_after``: the seconds the service asked to wait (its ``Retry-After``);
+    the retry policy waits at least that long (:meth:`pipeline.celery.StageTask.retry`).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,5 +1,12 @@
 """Every setting of the pipeline, in one place: env var, default, meaning.
 
+Every option is an environment variable, declared once in :class:`PipelineEnv`
+below with its type, default and meaning (pydantic-settings reads and checks
+them; :class:`EnvSettings` holds the one rule, the admin's settings use it too).
+The rule: an unset, empty or blank variable means the default; any other value
+(surrounding whitespace stripped) must parse as the declared type, or the
+process refuses to start with an error that names the variable.
+
 | env var                       | default                              | meaning |
 |-------------------------------|--------------------------------------|---------|
 | CELERY_BROKER_URL             | amqp://guest:guest@127.0.0.1:5672//  | RabbitMQ broker |
@@ -13,53 +20,108 @@
 | PIPELINE_RETRY_WINDOW         | 180                                  | s a stage retries after its first failure |
 | PIPELINE_MAX_RETRIES          | 100                                  | hard cap of retries per stage |
 | PIPELINE_RETRY_BACKOFF        | 1                                    | retry delay factor, s (full jitter) |
-| PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay, seconds |
+| PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay or Retry-After, s |
 | PIPELINE_MAX_DELIVERIES       | 3                                    | deliveries before a message is parked |
 | PIPELINE_REDIS_TIMEOUT        | 1                                    | seconds per status call to Redis |
 | PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
 | PIPELINE_FANOUT_OVER          | 50                                   | bigger batches are sent by the points worker |
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps for stalled runs |
 | PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
+
+The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+class EnvSettings(BaseSettings):
+    """The one rule of every setting: variable = field name in upper case; unset, empty or
+    blank means the default; otherwise the stripped value must parse as the field's type."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, case_sensitive=False, str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_means_default(cls, value: Any) -> Any:
+        # "" is already ignored (env_ignore_empty); "  " too. (Defaults are validated as
+        # well, and an empty default must stay "".) Stripped before any type: " on " is on.
+        if not isinstance(value, str):
+            return value
+        if value and not value.strip():
+            raise PydanticUseDefault()
+        return value.strip()
 
 
-def _int(name: str, default: int) -> int:
-    return int(_env(name, str(default)))
+class SettingsError(Exception):
+    """A variable has a value its setting cannot take: the process does not start."""
 
 
-def _float(name: str, default: float) -> float:
-    return float(_env(name, str(default)))
+def load(env_class: type[EnvSettings], service: str, error: type[Exception] = SettingsError) -> Any:
+    """Read ``env_class`` from the environment, or raise ``error`` naming the bad variable."""
+    try:
+        return env_class()
+    except ValidationError as exc:  # the field name is the variable's name in lower case
+        raise error(f"{service} environment: {exc}") from None
 
 
-BROKER_URL = _env("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-RESULT_BACKEND = _env("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/0")
-STATUS_REDIS_URL = _env("PIPELINE_STATUS_REDIS_URL", RESULT_BACKEND)
-DATAGEN_URL = _env("DATAGEN_URL", "http://127.0.0.1:8001").rstrip("/")
-EXPORTER_URLS = [
-    url.strip().rstrip("/") for url in _env("EXPORTER_URLS", "http://127.0.0.1:7801").split(",") if url.strip()
-]
-CHART_WIDTH = _int("CHART_WIDTH", 800)
-CHART_HEIGHT = _int("CHART_HEIGHT", 400)
-HTTP_TIMEOUT = _float("PIPELINE_HTTP_TIMEOUT", 30.0)
-RETRY_WINDOW = _float("PIPELINE_RETRY_WINDOW", 180.0)
-MAX_RETRIES = _int("PIPELINE_MAX_RETRIES", 100)
-RETRY_BACKOFF = _float("PIPELINE_RETRY_BACKOFF", 1.0)
-RETRY_BACKOFF_MAX = _float("PIPELINE_RETRY_BACKOFF_MAX", 30.0)
-MAX_DELIVERIES = _int("PIPELINE_MAX_DELIVERIES", 3)
-REDIS_TIMEOUT = _float("PIPELINE_REDIS_TIMEOUT", 1.0)
-BROKER_TIMEOUT = _float("PIPELINE_BROKER_TIMEOUT", 3.0)
-STATUS_TTL = _int("PIPELINE_STATUS_TTL", 86400)
-FANOUT_OVER = _int("PIPELINE_FANOUT_OVER", 50)
-SWEEP_EVERY = _float("PIPELINE_SWEEP_EVERY", 60.0)
+def split_list(value: str) -> list[str]:
+    """A comma-separated setting as its non-empty items."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class PipelineEnv(EnvSettings):
+    """The environment of the pipeline (points, render and persist workers, beat, the admin's sends)."""
+
+    celery_broker_url: str = Field("amqp://guest:guest@127.0.0.1:5672//", description="RabbitMQ broker")
+    celery_result_backend: str = Field("redis://127.0.0.1:6379/0", description="Redis result backend")
+    pipeline_status_redis_url: str = Field(
+        "", description="Redis for live row/batch status; empty = CELERY_RESULT_BACKEND"
+    )
+    datagen_url: str = Field("http://127.0.0.1:8001", description="datagen REST service")
+    exporter_urls: str = Field("http://127.0.0.1:7801", description="export server instances, comma separated")
+    chart_width: int = Field(800, ge=1, description="chart width in pixels (PNG and M4 target)")
+    chart_height: int = Field(400, ge=1, description="chart height in pixels")
+    pipeline_http_timeout: float = Field(30.0, gt=0, description="seconds per HTTP call to datagen/exporter")
+    pipeline_retry_window: float = Field(180.0, ge=0, description="seconds a stage retries after its first failure")
+    pipeline_max_retries: int = Field(100, ge=0, description="hard cap of retries per stage")
+    pipeline_retry_backoff: float = Field(1.0, ge=0, description="retry delay factor, seconds (full jitter)")
+    pipeline_retry_backoff_max: float = Field(
+        30.0, ge=0, description="cap of one retry delay (and of a Retry-After honoured), seconds"
+    )
+    pipeline_max_deliveries: int = Field(3, ge=1, description="deliveries before a message is parked")
+    pipeline_redis_timeout: float = Field(1.0, gt=0, description="seconds per status call to Redis")
+    pipeline_broker_timeout: float = Field(3.0, gt=0, description="seconds to connect to the broker")
+    pipeline_fanout_over: int = Field(50, ge=0, description="bigger batches are sent by the points worker")
+    pipeline_sweep_every: float = Field(60.0, gt=0, description="seconds between two sweeps for stalled runs")
+    pipeline_status_ttl: int = Field(86400, ge=1, description="seconds a row/batch status lives in Redis")
+
+
+ENV: PipelineEnv = load(PipelineEnv, "pipeline")
+
+BROKER_URL = ENV.celery_broker_url
+RESULT_BACKEND = ENV.celery_result_backend
+STATUS_REDIS_URL = ENV.pipeline_status_redis_url or RESULT_BACKEND
+DATAGEN_URL = ENV.datagen_url.rstrip("/")
+EXPORTER_URLS = [url.rstrip("/") for url in split_list(ENV.exporter_urls)]
+CHART_WIDTH = ENV.chart_width
+CHART_HEIGHT = ENV.chart_height
+HTTP_TIMEOUT = ENV.pipeline_http_timeout
+RETRY_WINDOW = ENV.pipeline_retry_window
+MAX_RETRIES = ENV.pipeline_max_retries
+RETRY_BACKOFF = ENV.pipeline_retry_backoff
+RETRY_BACKOFF_MAX = ENV.pipeline_retry_backoff_max
+MAX_DELIVERIES = ENV.pipeline_max_deliveries
+REDIS_TIMEOUT = ENV.pipeline_redis_timeout
+BROKER_TIMEOUT = ENV.pipeline_broker_timeout
+STATUS_TTL = ENV.pipeline_status_ttl
+FANOUT_OVER = ENV.pipeline_fanout_over
+SWEEP_EVERY = ENV.pipeline_sweep_every
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.
 POINTS_QUEUE = "points"

@@ -3,7 +3,7 @@
 Keys (every one expires after ``PIPELINE_STATUS_TTL`` seconds):
 
 - ``fd:row:<function id>``: hash ``run`` (the latest run Redis knows of), ``queued``
-  (when that run was queued, unix seconds), ``state``, ``batch``, ``updated`` (unix
+  (when that run was queued, unix seconds), ``stage`` (its live stage), ``batch``, ``updated`` (unix
   seconds), ``note`` (the last transient failure, for the sweep's reason). A stage
   of an older run never overwrites it; a stage of a newer run than Redis knows of
   (its start was not recorded, e.g. Redis was down) takes it over.
@@ -34,6 +34,8 @@ from pipeline import settings
 
 log = logging.getLogger(__name__)
 
+# A row's live stage, as the list shows it while the row is queued (the row's state,
+# queued/done/failed, is the admin's, in PostgreSQL).
 SUPERSEDED = "superseded"
 QUEUED = "queued"
 POINTS = "points"
@@ -41,6 +43,8 @@ RENDERING = "rendering"
 PERSISTING = "persisting"
 DONE = "done"
 FAILED = "failed"
+# The live stage a run reaches when a stage (a task of the chain) starts.
+LIVE_STAGE = {"points": POINTS, "render": RENDERING, "persist": PERSISTING}
 
 BATCHES_KEY = "fd:batches"
 
@@ -57,7 +61,7 @@ if run ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'run', ARGV[1], 'queued', ARGV[5], 'batch', ARGV[6])
   redis.call('HDEL', KEYS[1], 'note')
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
+redis.call('HSET', KEYS[1], 'stage', ARGV[2], 'updated', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {0, deliveries}
 """
@@ -72,7 +76,7 @@ return 0
 """
 
 # Count a finished run in its batch once (only while the batch's hash exists),
-# then set the row's final state if the row still belongs to this run.
+# then set the row's final stage (done, failed) if the row still belongs to this run.
 _FINISH = """
 if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
   if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
@@ -81,7 +85,7 @@ if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'run') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
+  redis.call('HSET', KEYS[1], 'stage', ARGV[2], 'updated', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
 return 0
@@ -111,7 +115,7 @@ def _batch_key(batch_id: str) -> str:
 @dataclass(frozen=True)
 class RowStatus:
     run: str
-    state: str
+    stage: str
     updated: float
     batch: str | None = None
     note: str = ""
@@ -150,7 +154,7 @@ def start_runs(runs: Iterable[tuple[int, str, float]], batch_id: str | None) -> 
             key = _row_key(function_id)
             pipe.hset(
                 key,
-                mapping={"run": run_id, "queued": queued_at, "state": QUEUED, "batch": batch_id or "", "updated": now},
+                mapping={"run": run_id, "queued": queued_at, "stage": QUEUED, "batch": batch_id or "", "updated": now},
             )
             pipe.hdel(key, "note")
             pipe.expire(key, ttl)
@@ -172,8 +176,8 @@ class Begin:
     deliveries: int  # how many times this message was delivered (0: unknown)
 
 
-def begin(function_id: int, run_id: str, queued_at: float, batch_id: str | None, state: str, delivery: str) -> Begin:
-    """Record that a run reached ``state``; count the delivery of message ``delivery``.
+def begin(function_id: int, run_id: str, queued_at: float, batch_id: str | None, stage: str, delivery: str) -> Begin:
+    """Record that a run reached live stage ``stage``; count the delivery of message ``delivery``.
 
     Redis unreachable: the work goes on (PostgreSQL decides at persist).
     """
@@ -184,14 +188,14 @@ def begin(function_id: int, run_id: str, queued_at: float, batch_id: str | None,
             _row_key(function_id),
             f"fd:deliveries:{delivery}",
             run_id,
-            state,
+            stage,
             time.time(),
             settings.STATUS_TTL,
             queued_at,
             batch_id or "",
         )
     except redis.RedisError as exc:
-        log.warning("run %s: could not record state %s of row %s: %s", run_id, state, function_id, exc)
+        log.warning("run %s: could not record stage %s of row %s: %s", run_id, stage, function_id, exc)
         return Begin(False, 0)
     return Begin(bool(superseded), int(deliveries))
 
@@ -206,7 +210,7 @@ def note(function_id: int, run_id: str, text: str) -> None:
 
 def finish(function_id: int, run_id: str, batch_id: str | None, outcome: str) -> None:
     """Record a run's end (``done``, ``failed`` or ``superseded``): the row's final
-    state (not for superseded runs) and, once, the batch's counter. Raises
+    stage (not for superseded runs) and, once, the batch's counter. Raises
     redis.RedisError (persist retries it: the batch must count every run)."""
     batch = batch_id or ""
     client().eval(
@@ -224,7 +228,7 @@ def finish(function_id: int, run_id: str, batch_id: str | None, outcome: str) ->
     )
 
 
-def row_states(function_ids: Iterable[int]) -> dict[int, RowStatus]:
+def row_statuses(function_ids: Iterable[int]) -> dict[int, RowStatus]:
     """The live status of the given rows (rows Redis knows nothing of are absent)."""
     ids = list(function_ids)
     if not ids:
@@ -235,12 +239,12 @@ def row_states(function_ids: Iterable[int]) -> dict[int, RowStatus]:
             pipe.hgetall(_row_key(function_id))
         values = pipe.execute()
     except redis.RedisError as exc:
-        log.warning("could not read row states from Redis: %s", exc)
+        log.warning("could not read row statuses from Redis: %s", exc)
         return {}
     return {
         function_id: RowStatus(
             run=value.get("run", ""),
-            state=value.get("state", ""),
+            stage=value.get("stage", ""),
             updated=float(value.get("updated") or 0),
             batch=value.get("batch") or None,
             note=value.get("note", ""),

@@ -63,15 +63,17 @@ def park(task: Any, stage: str, job: dict[str, Any], deliveries: int) -> str:
     )
 
 
-def run_stage(task: StageTask, stage: str, state: str, job: Job, work: Callable[[Job], Job]) -> Job:
-    """Run one stage of ``job`` with the pipeline's retry and failure rules."""
+def run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> Job:
+    """Run stage ``stage`` (points, render) of ``job`` with the pipeline's retry and failure rules."""
     if job.get("version") != jobs.VERSION:  # sent by another release: fail the row, readably
         version = f"job version {job.get('version')!r} is not {jobs.VERSION}"
         return jobs.Job(**{**job, "error": job.get("error") or f'Stage "{stage}" failed: {version}'})  # type: ignore[typeddict-item]
     if job.get("error") or job.get("superseded"):
         return job  # an earlier stage failed or the run is superseded: carry it to persist
     run = job["run_id"]
-    began = status.begin(job["function_id"], run, job["queued_at"], job["batch_id"], state, delivery_key(task))
+    began = status.begin(
+        job["function_id"], run, job["queued_at"], job["batch_id"], status.LIVE_STAGE[stage], delivery_key(task)
+    )
     if began.superseded:
         log.info("run %s: superseded by a newer run of row %s, %s skipped", run, job["function_id"], stage)
         return jobs.Job(**{**job, "superseded": True})  # type: ignore[typeddict-item]
@@ -172,13 +174,13 @@ def _render(job: Job) -> Job:
 @app.task(name=POINTS_TASK, bind=True, base=StageTask, ignore_result=True)
 def generate_points(self: StageTask, job: Job) -> Job:
     """Stage 1: the function's points from datagen."""
-    return run_stage(self, "points", status.POINTS, job, _points)
+    return run_stage(self, "points", job, _points)
 
 
 @app.task(name=RENDER_TASK, bind=True, base=StageTask, ignore_result=True)
 def render_chart(self: StageTask, job: Job) -> Job:
     """Stage 2: the chart's PNG from the export server."""
-    return run_stage(self, "render", status.RENDERING, job, _render)
+    return run_stage(self, "render", job, _render)
 
 
 @app.task(name=SEND_TASK, bind=True, base=StageTask, autoretry_for=(Exception,), ignore_result=True)

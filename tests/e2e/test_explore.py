@@ -115,12 +115,12 @@ def test_numbers_for_people_and_a_list_that_fits(ten_years, page: Page, shots, l
             f"y = {TEN_YEARS}": ("0,0167 ч (1 мин)", "3650 дн. (10 г.)"),
         },
     }[lang]
-    for formula, (dt, interval) in expected.items():
+    for label, (dt, interval) in expected.items():
         cells = [
-            " ".join(row(page, formula).locator(f"td.field-{c}").inner_text().split())
+            " ".join(row(page, label).locator(f"td.field-{c}").inner_text().split())
             for c in ("dt_human", "interval_human")
         ]
-        assert cells == [dt, interval], f"{formula}: {cells}"
+        assert cells == [dt, interval], f"{label}: {cells}"
     assert_columns_in_view(page)
     shots(page, "list-1280")
 

@@ -59,30 +59,30 @@ DOC_SCREENSHOTS = {
 # Helpers ------------------------------------------------------------------------
 
 
-def row(page: Page, formula: str) -> Locator:
-    """The list row whose function column reads exactly ``formula``."""
-    exact = re.compile(rf"^\s*{re.escape(formula)}\s*$")
-    return page.locator("#result_list tbody tr").filter(has=page.locator("th.field-formula", has_text=exact))
+def row(page: Page, label: str) -> Locator:
+    """The list row whose function column reads exactly ``label``."""
+    exact = re.compile(rf"^\s*{re.escape(label)}\s*$")
+    return page.locator("#result_list tbody tr").filter(has=page.locator("th.field-function", has_text=exact))
 
 
-def chart_src(page: Page, formula: str) -> str:
-    return row(page, formula).locator("img.fd-thumb").get_attribute("src")
+def chart_src(page: Page, label: str) -> str:
+    return row(page, label).locator("img.fd-thumb").get_attribute("src")
 
 
-def assert_chart_loaded(page: Page, formula: str) -> str:
+def assert_chart_loaded(page: Page, label: str) -> str:
     """The row's chart <img> has really loaded (complete, natural width > 0); returns its src."""
-    img = row(page, formula).locator("img.fd-thumb")
-    assert img.count() == 1, f"no chart image in the row of {formula!r}: {row(page, formula).inner_html()}"
+    img = row(page, label).locator("img.fd-thumb")
+    assert img.count() == 1, f"no chart image in the row of {label!r}: {row(page, label).inner_html()}"
     handle = img.element_handle()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=handle, timeout=10_000)
     size = handle.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert size[0] > 0 and size[1] > 0, f"the chart of {formula!r} did not load: {size}"
+    assert size[0] > 0 and size[1] > 0, f"the chart of {label!r} did not load: {size}"
     return img.get_attribute("src")
 
 
-def processing_date(page: Page, formula: str) -> str:
+def processing_date(page: Page, label: str) -> str:
     """The processing date as the row shows it (date and time on two lines), on one line."""
-    return " ".join(row(page, formula).locator("td.field-processing_date").inner_text().split())
+    return " ".join(row(page, label).locator("td.field-processing_date").inner_text().split())
 
 
 def shown_as(value, lang: str, unit: str = "h") -> str:
@@ -93,8 +93,8 @@ def shown_as(value, lang: str, unit: str = "h") -> str:
         return format_duration(value, unit)
 
 
-def stored(formula: str) -> Function:
-    expression = formula.removeprefix("y = ")
+def stored(label: str) -> Function:
+    expression = label.removeprefix("y = ")
     return off_loop(lambda: Function.objects.get(expression=expression))
 
 
@@ -169,22 +169,22 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     shots(page, "list")
 
     # 2. Add t + 2/t (dt 1 hour, interval 1 day): a loaded chart and a processing date. -------------------
-    formula = "y = t + 2/t"
+    label = "y = t + 2/t"
     add_function(page, preset="t + 2/t", before_save=lambda: shots(page, "add-form"))
-    assert row(page, formula).count() == 1, f"no row for {formula!r} after saving"
+    assert row(page, label).count() == 1, f"no row for {label!r} after saving"
     # On a busy machine the add view's bounded wait may end first: the row then finishes by itself.
-    row(page, formula).locator("img.fd-thumb").wait_for(timeout=WAIT_SECONDS * 1000)
-    assert_chart_loaded(page, formula)
+    row(page, label).locator("img.fd-thumb").wait_for(timeout=WAIT_SECONDS * 1000)
+    assert_chart_loaded(page, label)
     cells = [
-        " ".join(row(page, formula).locator(f"td.field-{name}").inner_text().split())
+        " ".join(row(page, label).locator(f"td.field-{name}").inner_text().split())
         for name in ("dt_human", "interval_human")
     ]
     assert cells == [shown_as(1.0, lang, "h"), shown_as(1.0, lang, "d")], f"dt and interval shown as {cells}"
     assert cells == {"en": ["1 h", "1 d"], "ru": ["1 ч", "1 дн."]}[lang]
-    assert processing_date(page, formula) == shown_as(stored(formula).processed_at, lang)
+    assert processing_date(page, label) == shown_as(stored(label).processed_at, lang)
     shots(page, "added-chart")
     # The chart itself, as the browser gets it (an artifact to look at full size).
-    chart = page.request.get(chart_src(page, formula))
+    chart = page.request.get(chart_src(page, label))
     assert chart.ok and chart.headers["content-type"] == "image/png", chart.status
     shots.save("chart", chart.body())
 
@@ -200,7 +200,7 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     shots(page, "failed-function")
 
     # 4. Tick two rows, run Refresh, reload until both have a new chart and a later processing date. -------
-    ticked = [formula, earlier]
+    ticked = [label, earlier]
     before = {f: (chart_src(page, f), stored(f).processed_at) for f in ticked}
     for f in ticked:
         row(page, f).locator("input.action-select").check()

@@ -21,23 +21,31 @@ Variable                       Default    Meaning
 
 from __future__ import annotations
 
-import os
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg2 import sql
+from pydantic import Field
 
 from functions.management.commands.ensure_datagen_role import scram_verifier
+from pipeline.settings import EnvSettings, load
+
+
+class AdminRoleEnv(EnvSettings):
+    """The variables of the table above (the settings rule of :class:`pipeline.settings.EnvSettings`)."""
+
+    admin_postgres_user: str = Field("", description="the admin's own role; empty = keep POSTGRES_USER")
+    admin_postgres_password: str = Field("", description="its password (sent as a SCRAM verifier)")
+
 
 ALTER_BY_KIND = {"r": "TABLE", "p": "TABLE", "f": "FOREIGN TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW"}
 
 
 def ensure_admin_role(using: str = DEFAULT_DB_ALIAS) -> str | None:
     """Create/update ADMIN_POSTGRES_USER and hand it the public schema; None when unset."""
-    name = os.environ.get("ADMIN_POSTGRES_USER", "").strip()
+    env: AdminRoleEnv = load(AdminRoleEnv, "admin role", CommandError)
+    name, password = env.admin_postgres_user, env.admin_postgres_password
     if not name:
         return None
-    password = os.environ.get("ADMIN_POSTGRES_PASSWORD", "")
     role = sql.Identifier(name)
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT current_user, current_database()")

@@ -36,6 +36,9 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg2 import sql
+from pydantic import Field
+
+from pipeline.settings import EnvSettings, load
 
 DEFAULT_ROLE = "datagen"
 SCRAM_ITERATIONS = 4096
@@ -55,23 +58,23 @@ def scram_verifier(password: str, salt: bytes | None = None, iterations: int = S
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
+class DatagenRoleEnv(EnvSettings):
+    """The variables of the table above (the settings rule of :class:`pipeline.settings.EnvSettings`)."""
+
+    datagen_postgres_user: str = Field(DEFAULT_ROLE, description="the role's name")
+    datagen_postgres_password: str = Field("", description="its password; empty = none (local trust auth only)")
+    datagen_postgres_connection_limit: int = Field(20, ge=1, description="most connections the role may hold")
+    datagen_statement_timeout_ms: int = Field(10000, ge=1, description="statement_timeout set on the role")
+
+
 def datagen_role_settings() -> dict[str, object]:
     """The role's settings from the environment (empty values fall back to the defaults)."""
-    limit = os.environ.get("DATAGEN_POSTGRES_CONNECTION_LIMIT", "").strip() or "20"
-    timeout = os.environ.get("DATAGEN_STATEMENT_TIMEOUT_MS", "").strip() or "10000"
-    try:
-        limit_value, timeout_value = int(limit), int(timeout)
-    except ValueError as exc:
-        raise CommandError(
-            "DATAGEN_POSTGRES_CONNECTION_LIMIT and DATAGEN_STATEMENT_TIMEOUT_MS must be integers"
-        ) from exc
-    if limit_value < 1 or timeout_value < 1:
-        raise CommandError("DATAGEN_POSTGRES_CONNECTION_LIMIT and DATAGEN_STATEMENT_TIMEOUT_MS must be positive")
+    env: DatagenRoleEnv = load(DatagenRoleEnv, "datagen role", CommandError)
     return {
-        "name": os.environ.get("DATAGEN_POSTGRES_USER", "").strip() or DEFAULT_ROLE,
-        "password": os.environ.get("DATAGEN_POSTGRES_PASSWORD", ""),
-        "connection_limit": limit_value,
-        "statement_timeout_ms": timeout_value,
+        "name": env.datagen_postgres_user,
+        "password": env.datagen_postgres_password,
+        "connection_limit": env.datagen_postgres_connection_limit,
+        "statement_timeout_ms": env.datagen_statement_timeout_ms,
     }
 
 
