@@ -52,6 +52,8 @@ SECRETS = {
     "DATAGEN_SECRET_KEY",
     "DJANGO_SUPERUSER_PASSWORD",
     "POSTGRES_PASSWORD",
+    "ADMIN_POSTGRES_PASSWORD",
+    "DATAGEN_POSTGRES_PASSWORD",
     "RABBITMQ_PASSWORD",
     "REDIS_PASSWORD",
     "FLOWER_BASIC_AUTH",
@@ -586,6 +588,7 @@ PYTHON_TARGETS = {"admin": "admin", "bootstrap": "admin", "worker-persist": "adm
 PYTHON_TARGETS |= {
     "worker-points": "pipeline",
     "worker-render": "pipeline",
+    "beat": "pipeline",
     "flower": "pipeline",
     "rabbitmq-ui": "pipeline",
 }
@@ -728,7 +731,9 @@ def test_healthchecks_poll_every_few_seconds(services: dict[str, dict[str, Any]]
 
 
 # Checks that start an interpreter or a VM (a second of CPU or so): run for real at most every TTL seconds.
-EXPENSIVE = {"rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "flower"}
+EXPENSIVE = {
+    "rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "beat", "flower",
+}  # fmt: skip
 
 
 def test_expensive_checks_are_not_repeated_every_poll(services: dict[str, dict[str, Any]]) -> None:
