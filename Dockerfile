@@ -60,8 +60,9 @@ COPY admin admin
 # What deploy/lib.sh ensure_admin_assets copies for the local runner.
 COPY --from=highcharts /app/exporter/node_modules/highcharts/highstock.js \
      /app/exporter/node_modules/highcharts/LICENSE.txt admin/vendor/highcharts/
-# The secret key here only lets settings load; it is not kept in the image.
-RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only \
+# The secret key here only lets settings load (50+ characters, as the settings
+# require with debug off); it is not kept in the image.
+RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only-never-kept-in-the-image-0123456789 \
     DJANGO_STATIC_ROOT=/app/var/static \
     PYTHONPATH=/app/pipeline \
     /app/.venv/bin/python admin/manage.py collectstatic --noinput --verbosity 0
@@ -115,6 +116,8 @@ COPY --from=venv-admin /app/.venv /app/.venv
 COPY --from=admin-static /app/var/static /app/var/static
 COPY pipeline/pipeline pipeline/pipeline
 COPY admin admin
+# STATICFILES_DIRS names it (`check --deploy` warns about a missing directory).
+COPY --from=admin-static /app/admin/vendor/highcharts admin/vendor/highcharts
 COPY deploy/run deploy/run
 ENV DJANGO_STATIC_ROOT=/app/var/static
 USER app

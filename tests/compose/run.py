@@ -633,7 +633,8 @@ def main() -> int:
     ENV.update({k: str(v) for k, v in ports.items()})
     for name in SECRETS:
         ENV.pop(name, None)
-    ENV.update({name: secrets.token_hex(16) for name in SECRETS})
+    # 64 hex digits: the admin refuses a DJANGO_SECRET_KEY shorter than 50 characters.
+    ENV.update({name: secrets.token_hex(32) for name in SECRETS})
     ENV.update(
         {
             "PUBLISH_IP": "127.0.0.1",
