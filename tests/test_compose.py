@@ -52,6 +52,8 @@ SECRETS = {
     "DATAGEN_SECRET_KEY",
     "DJANGO_SUPERUSER_PASSWORD",
     "POSTGRES_PASSWORD",
+    "ADMIN_POSTGRES_PASSWORD",
+    "DATAGEN_POSTGRES_PASSWORD",
     "RABBITMQ_PASSWORD",
     "REDIS_PASSWORD",
     "FLOWER_BASIC_AUTH",
@@ -586,6 +588,7 @@ PYTHON_TARGETS = {"admin": "admin", "bootstrap": "admin", "worker-persist": "adm
 PYTHON_TARGETS |= {
     "worker-points": "pipeline",
     "worker-render": "pipeline",
+    "beat": "pipeline",
     "flower": "pipeline",
     "rabbitmq-ui": "pipeline",
 }
@@ -728,7 +731,9 @@ def test_healthchecks_poll_every_few_seconds(services: dict[str, dict[str, Any]]
 
 
 # Checks that start an interpreter or a VM (a second of CPU or so): run for real at most every TTL seconds.
-EXPENSIVE = {"rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "flower"}
+EXPENSIVE = {
+    "rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "beat", "flower",
+}  # fmt: skip
 
 
 def test_expensive_checks_are_not_repeated_every_poll(services: dict[str, dict[str, Any]]) -> None:
@@ -812,3 +817,45 @@ def test_new_env_generates_every_secret_once_and_prints_none(tmp_path: Path) -> 
     before = env_file.read_text()
     subprocess.run([str(NEW_ENV), str(env_file)], capture_output=True, text=True, timeout=30, check=True)
     assert env_file.read_text() == before, "a second run changed a secret"
+
+
+# ----------------------------------------------------------------------------- least privilege (issue 11.1)
+
+
+def test_only_the_bootstrap_connects_as_the_postgres_superuser(services: dict[str, dict[str, Any]]) -> None:
+    """The bootstrap migrates as the image's superuser and creates the two roles the others connect as."""
+    superuser = services["postgres"]["environment"]
+    bootstrap = services["bootstrap"]["environment"]
+    assert bootstrap["POSTGRES_USER"] == superuser["POSTGRES_USER"]
+    assert bootstrap["POSTGRES_PASSWORD"] == superuser["POSTGRES_PASSWORD"]
+    for name in ("admin", "worker-persist"):
+        env = services[name]["environment"]
+        assert env["POSTGRES_USER"] == bootstrap["ADMIN_POSTGRES_USER"] != superuser["POSTGRES_USER"], name
+        assert env["POSTGRES_PASSWORD"] == bootstrap["ADMIN_POSTGRES_PASSWORD"], name
+        assert "ADMIN_POSTGRES_PASSWORD" not in env and "DATAGEN_POSTGRES_PASSWORD" not in env, name
+    datagen = services["datagen"]
+    assert not {"POSTGRES_USER", "POSTGRES_PASSWORD", "DJANGO_DEBUG"} & set(datagen["environment"])
+    for name in ("DATAGEN_POSTGRES_USER", "DATAGEN_POSTGRES_PASSWORD", "DATAGEN_STATEMENT_TIMEOUT_MS"):
+        assert datagen["environment"][name] == bootstrap[name], name
+    # Its role must exist before it connects.
+    assert datagen["depends_on"]["bootstrap"] == {"condition": "service_completed_successfully"}
+    for name, service in services.items():
+        if name not in {"postgres", "bootstrap"}:
+            assert superuser["POSTGRES_PASSWORD"] not in service.get("environment", {}).values(), name
+
+
+def test_the_admin_image_collects_highstock_from_the_exporters_lock() -> None:
+    """The detail page's interactive chart: highstock.js is in place before collectstatic."""
+    static = stages(PYTHON_DOCKERFILE)["admin-static"]
+    copy = static.index("COPY --from=highcharts /app/exporter/node_modules/highcharts/highstock.js")
+    assert copy < static.index("collectstatic")
+    highcharts = stages(PYTHON_DOCKERFILE)["highcharts"]
+    assert "COPY exporter/package.json exporter/package-lock.json ./" in highcharts
+    assert "npm ci --ignore-scripts" in highcharts
+
+    # The same instructions as the exporter's own npm stage: one build serves both from the cache.
+    def instructions(text: str) -> list[str]:
+        return [line for line in text.splitlines()[1:] if line.strip() and not line.lstrip().startswith("#")]
+
+    ours, theirs = instructions(highcharts), instructions(stages(ROOT / "exporter" / "Dockerfile")["deps"])
+    assert ours and ours == theirs[: len(ours)]
