@@ -60,6 +60,20 @@ from tests.stack import Stack, wait_until  # noqa: E402
 EXPRESSIONS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600) * sqrt(t)"]
 
 
+def stage_breakdown(trace: dict, started: float, total: float, points_label: str = "points") -> dict[str, float]:
+    """One add-to-chart, split by stage from the run's stored trace (seconds)."""
+    points, render, persist = trace["points"], trace["render"], trace["persist"]
+    return {
+        "total": total,
+        "to points queue": points["started"] - started,
+        points_label: points["seconds"],
+        "to render queue": render["started"] - points["started"] - points["seconds"],
+        "render": render["seconds"],
+        "to persist queue": persist["started"] - render["started"] - render["seconds"],
+        "persist + seen": started + total - persist["started"],
+    }
+
+
 def create_database() -> None:
     db = connection.settings_dict
     conn = psycopg2.connect(
@@ -151,19 +165,7 @@ def add_to_chart(count: int) -> list[dict[str, float]]:
         assert selectors.wait_for_outcome(function.pk, function.run_id, 60, poll=0.01)
         total = time.time() - started
         function.refresh_from_db()
-        trace = function.trace
-        points, render, persist = trace["points"], trace["render"], trace["persist"]
-        samples.append(
-            {
-                "total": total,
-                "to points queue": points["started"] - started,
-                "points": points["seconds"],
-                "to render queue": render["started"] - points["started"] - points["seconds"],
-                "render": render["seconds"],
-                "to persist queue": persist["started"] - render["started"] - render["seconds"],
-                "persist + seen": started + total - persist["started"],
-            }
-        )
+        samples.append(stage_breakdown(function.trace, started, total))
     return samples
 
 
@@ -533,19 +535,7 @@ def print_big_adds(count: int) -> None:
         if function.state != "done":
             print(f"  10-year series failed: {function.state} {getattr(function, 'error', '')!s:.200}")
             return
-        trace = function.trace
-        points, render, persist = trace["points"], trace["render"], trace["persist"]
-        samples.append(
-            {
-                "total": total,
-                "to points queue": points["started"] - started,
-                "points (datagen)": points["seconds"],
-                "to render queue": render["started"] - points["started"] - points["seconds"],
-                "render": render["seconds"],
-                "to persist queue": persist["started"] - render["started"] - render["seconds"],
-                "persist + seen": started + total - persist["started"],
-            }
-        )
+        samples.append(stage_breakdown(function.trace, started, total, points_label="points (datagen)"))
     print(
         f"add-to-chart of a 10-year, 1-minute series (5,259,601 samples -> M4), {count} sequential adds "
         "(median seconds, target total <= 1.5):"
