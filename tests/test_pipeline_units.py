@@ -200,7 +200,7 @@ def test_datagen_busy_is_transient_and_carries_its_retry_after(monkeypatch):
 
     busy = {"errors": [{"field": "server", "code": "busy", "message": "1 heavy series are being computed"}]}
     answers = [_response(503, busy, {"Retry-After": "2"})]
-    monkeypatch.setattr(clients._session, "post", lambda *args, **kwargs: answers[0])
+    monkeypatch.setattr(clients.session, "post", lambda *args, **kwargs: answers[0])
     with pytest.raises(TransientFailure, match="HTTP 503: .*code busy") as failure:
         clients.fetch_points("t", 50.0, 0.001, 700)
     assert failure.value.retry_after == 2.0

@@ -188,7 +188,7 @@ class FunctionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("sampling"))
     def sampling(self, obj: Function) -> str:
-        samples = math.floor(obj.interval * 24.0 / obj.dt + 1e-9) + 1
+        samples = series.sample_count(obj)
         return _("dt = %(dt)s, interval = %(interval)s: %(samples)s samples") % {
             "dt": format_duration(obj.dt, "h"),
             "interval": format_duration(obj.interval, "d"),
@@ -384,7 +384,9 @@ class FunctionAdmin(admin.ModelAdmin):
         except series.DatagenError as exc:
             if exc.code != "too_many_samples":
                 return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
-            m4_url = f"{request.path}?{request.GET.urlencode()}&m4=2000".replace("?&", "?")
+            query = request.GET.copy()
+            query["m4"] = "2000"
+            m4_url = f"{request.path}?{query.urlencode()}"
             return HttpResponse(
                 render_to_string(
                     "admin/functions/function/csv_refused.html",

@@ -6,8 +6,9 @@ sampling rule of datagen). Zooming asks for a part of that window: the part is
 snapped outwards to the same sample grid, so a zoomed point is the very sample
 the full series has, with its exact value.
 
-This is a small admin-side HTTP client of datagen's ``/api/v1/points`` (no
-import of datagen's code); the pipeline's client is for the stages.
+It asks datagen's ``/api/v1/points`` over HTTP (no import of datagen's code)
+through the pipeline's connection pool (``pipeline.clients.session``); the
+error mapping here is the admin's own (HTTP statuses for the browser).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import requests
 
 from functions.models import Function
+from pipeline import clients
 from pipeline import settings as pipeline_settings
 
 SECONDS_PER_DAY = 86400.0
@@ -28,8 +30,6 @@ SECONDS_PER_HOUR = 3600.0
 MAX_WIDTH = 4000  # pixels a browser may ask M4 for
 _NUMBER = rb"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rb"\[\s*(" + _NUMBER + rb")\s*,\s*(" + _NUMBER + rb")\s*\]")
-
-_session = requests.Session()
 
 
 class DatagenError(Exception):
@@ -71,13 +71,18 @@ class Window:
         }
 
 
+def sample_count(function: Function) -> int:
+    """Samples of ``function``'s processing window (datagen's rule: both ends included)."""
+    return math.floor(function.interval * 24.0 / function.dt + 1e-9) + 1
+
+
 def processing_window(function: Function, start: float | None = None, end: float | None = None) -> Window:
     """The samples of ``function``'s processing window between ``start`` and ``end`` (snapped outwards)."""
     if function.processed_at is None:
         raise DatagenError(404, "the function has no processing date yet")
     step = function.dt * SECONDS_PER_HOUR
     window_end = function.processed_at.timestamp()
-    count = math.floor(function.interval * 24.0 / function.dt + 1e-9) + 1
+    count = sample_count(function)
     first_time = window_end - function.interval * SECONDS_PER_DAY
     first = 0 if start is None else max(0, min(count - 1, math.floor((start - first_time) / step)))
     last = count - 1 if end is None else max(0, min(count - 1, math.ceil((end - first_time) / step)))
@@ -87,10 +92,7 @@ def processing_window(function: Function, start: float | None = None, end: float
 
 
 def _errors(response: requests.Response) -> DatagenError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = clients.json_or_none(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     if errors:
         message = "; ".join(str(err.get("message", "?")) for err in errors)
@@ -104,7 +106,7 @@ def _errors(response: requests.Response) -> DatagenError:
 def _post(payload: dict[str, Any], stream: bool = False) -> requests.Response:
     url = f"{pipeline_settings.DATAGEN_URL}/api/v1/points"
     try:
-        response = _session.post(url, json=payload, timeout=pipeline_settings.HTTP_TIMEOUT, stream=stream)
+        response = clients.session.post(url, json=payload, timeout=pipeline_settings.HTTP_TIMEOUT, stream=stream)
     except requests.RequestException as exc:
         raise DatagenError(502, f"datagen could not be asked: {exc}") from exc
     if response.status_code != 200:
@@ -112,12 +114,16 @@ def _post(payload: dict[str, Any], stream: bool = False) -> requests.Response:
     return response
 
 
-def window_points(function: Function, window: Window, width: int | None) -> dict[str, Any]:
-    """datagen's answer for ``window``: raw samples, or M4 at ``width`` pixels when there are more."""
-    payload = {"expression": function.expression, **window.request(function.dt)}
+def _payload(function: Function, window: Window, width: int | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"expression": function.expression, **window.request(function.dt)}
     if width is not None:
         payload["width"] = max(1, min(MAX_WIDTH, width))
-    body = _post(payload).json()
+    return payload
+
+
+def window_points(function: Function, window: Window, width: int | None) -> dict[str, Any]:
+    """datagen's answer for ``window``: raw samples, or M4 at ``width`` pixels when there are more."""
+    body = _post(_payload(function, window, width)).json()
     if not isinstance(body, dict) or not isinstance(body.get("points"), list):
         raise DatagenError(502, "datagen answered without points")
     return body
@@ -129,10 +135,7 @@ def stream_points(function: Function, window: Window, width: int | None) -> Iter
     Raises DatagenError before the first point when datagen refuses (e.g. too
     many samples to return raw: the message says so).
     """
-    payload = {"expression": function.expression, **window.request(function.dt)}
-    if width is not None:
-        payload["width"] = max(1, min(MAX_WIDTH, width))
-    response = _post(payload, stream=True)
+    response = _post(_payload(function, window, width), stream=True)
 
     def pairs() -> Iterator[tuple[bytes, bytes]]:
         with response:

@@ -17,12 +17,13 @@ EXPORTER_TRANSIENT_CODES = frozenset({"EXPORT_QUEUE_FULL", "EXPORT_ACQUIRE_TIMEO
 DATAGEN_PERMANENT_CODES = frozenset({"timeout"})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-_session = requests.Session()
+# One connection pool per process, shared by every caller (the stages and the admin).
+session = requests.Session()
 
 
 def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
     try:
-        return _session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
+        return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
     except requests.Timeout as exc:
         raise TransientFailure(f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})") from exc
     except requests.ConnectionError as exc:
@@ -45,7 +46,8 @@ def retry_after(response: requests.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _json_or_none(response: requests.Response) -> Any:
+def json_or_none(response: requests.Response) -> Any:
+    """The JSON body of ``response``, None when it has none."""
     try:
         return response.json()
     except ValueError:
@@ -57,7 +59,7 @@ def fetch_points(expression: str, interval: float, dt: float, width: int) -> dic
     url = f"{settings.DATAGEN_URL}/api/v1/points"
     payload = {"expression": expression, "interval": interval, "dt": dt, "width": width}
     response = _post("datagen", url, payload)
-    body = _json_or_none(response)
+    body = json_or_none(response)
     if response.status_code == 200 and isinstance(body, dict) and "points" in body:
         return body
     errors = body.get("errors") if isinstance(body, dict) else None
@@ -88,7 +90,7 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
     response = _post("export server", url + "/", payload)
     if response.status_code == 200 and response.content.startswith(PNG_SIGNATURE):
         return response.content
-    body = _json_or_none(response)
+    body = json_or_none(response)
     code = body.get("errorCode") if isinstance(body, dict) else None
     text = (body.get("message") if isinstance(body, dict) else None) or response.text[:2000]
     message = f"export server {url} answered HTTP {response.status_code}"
@@ -112,7 +114,7 @@ def check_function(expression: str, interval: float, dt: float, width: int) -> d
     response = _post("datagen", url, payload)
     if response.status_code == 200:
         return {}
-    body = _json_or_none(response)
+    body = json_or_none(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     if response.status_code == 400 and errors:
         problems: dict[str, str] = {}
