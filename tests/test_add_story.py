@@ -18,8 +18,7 @@ LIST_URL = reverse("admin:functions_function_changelist")
 
 @pytest.fixture
 def signed_in(client):
-    get_user_model().objects.create_superuser("tester", "tester@example.com", "pw-for-tests-1")
-    client.login(username="tester", password="pw-for-tests-1")
+    client.force_login(get_user_model().objects.create_superuser("tester", "tester@example.com", "pw-for-tests-1"))
     return client
 
 

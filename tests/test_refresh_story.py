@@ -45,8 +45,7 @@ def assert_chart(row: Function) -> None:
 
 
 def test_the_refresh_action_queues_the_selected_rows_and_says_how_many(stack, client):
-    get_user_model().objects.create_superuser("r", "r@example.com", "pw-for-tests-3")
-    client.login(username="r", password="pw-for-tests-3")
+    client.force_login(get_user_model().objects.create_superuser("r", "r@example.com", "pw-for-tests-3"))
     rows = make_rows(3)
     chosen = [rows[0].pk, rows[2].pk]
     response = client.post(LIST_URL, {"action": "refresh", "_selected_action": chosen}, follow=True)

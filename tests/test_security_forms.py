@@ -42,8 +42,7 @@ presets = st.one_of(st.just(CUSTOM), st.sampled_from(PRESETS), any_text)
 
 @pytest.fixture
 def admin_client(client):
-    get_user_model().objects.create_superuser("hostile", "h@example.com", "pw-for-tests-9")
-    client.login(username="hostile", password="pw-for-tests-9")
+    client.force_login(get_user_model().objects.create_superuser("hostile", "h@example.com", "pw-for-tests-9"))
     return client
 
 

@@ -154,7 +154,8 @@ DATABASES = {
 # (HTTP 429), even with the right password. The address is REMOTE_ADDR (not a header a
 # client could forge); behind a reverse proxy the user name still tells users apart.
 AUTHENTICATION_BACKENDS = [
-    "dashboard.auth.LoginThrottleBackend",
+    # django-axes first: every login through a request is checked against the lockout.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = ENV.django_login_failure_limit
