@@ -169,7 +169,13 @@ class Stack:
         """Start ``process`` again (after a kill or stop) and wait until ``health_url`` answers."""
         process.stop()
         process.start()
-        wait_until(lambda: http_ok(health_url), 90, process.name)
+
+        def answering() -> bool:
+            if not process.running:  # died while starting: fail now, naming it
+                raise ProcessExited(f"{process.name} exited:\n{process.tail()}")
+            return http_ok(health_url)
+
+        wait_until(answering, 90, process.name)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

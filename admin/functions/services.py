@@ -126,8 +126,7 @@ def send_runs(to_send: list[jobs.Job]) -> None:
 def refresh_functions(functions: Iterable[Function]) -> int:
     """The admin's bulk "Refresh": queue every given row; returns how many."""
     functions = list(functions)
-    with transaction.atomic():
-        queue_refresh(functions)
+    queue_refresh(functions)  # its own transaction; the chains are sent when it commits
     return len(functions)
 
 
@@ -194,7 +193,10 @@ def fail_stalled_runs() -> int:
     """
     limit = timedelta(seconds=settings.STALLED_AFTER_SECONDS)
     cutoff = timezone.now() - limit
-    stalled = list(Function.objects.filter(state=Function.State.QUEUED, queued_at__lt=cutoff))
+    # Only what the sweep reads: a queued row may still hold its previous chart.
+    stalled = list(
+        Function.objects.filter(state=Function.State.QUEUED, queued_at__lt=cutoff).only("pk", "run_id", "queued_at")
+    )
     if not stalled:
         return 0
     waiting = canvas.queued_messages()

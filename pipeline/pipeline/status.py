@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 import redis
+from redis.commands.core import Script
 
 from pipeline import settings
 
@@ -90,6 +91,12 @@ if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'run') == ARGV[1] then
 end
 return 0
 """
+
+
+@cache
+def _script(body: str) -> Script:
+    """A Lua script of this module, sent by its hash (EVALSHA; redis-py reloads it after a Redis restart)."""
+    return client().register_script(body)
 
 
 @cache
@@ -182,17 +189,9 @@ def begin(function_id: int, run_id: str, queued_at: float, batch_id: str | None,
     Redis unreachable: the work goes on (PostgreSQL decides at persist).
     """
     try:
-        superseded, deliveries = client().eval(
-            _BEGIN,
-            2,
-            _row_key(function_id),
-            f"fd:deliveries:{delivery}",
-            run_id,
-            stage,
-            time.time(),
-            settings.STATUS_TTL,
-            queued_at,
-            batch_id or "",
+        superseded, deliveries = _script(_BEGIN)(
+            keys=[_row_key(function_id), f"fd:deliveries:{delivery}"],
+            args=[run_id, stage, time.time(), settings.STATUS_TTL, queued_at, batch_id or ""],
         )
     except redis.RedisError as exc:
         log.warning("run %s: could not record stage %s of row %s: %s", run_id, stage, function_id, exc)
@@ -203,7 +202,7 @@ def begin(function_id: int, run_id: str, queued_at: float, batch_id: str | None,
 def note(function_id: int, run_id: str, text: str) -> None:
     """Keep the last transient failure of a run (the sweep names it if the run is lost)."""
     try:
-        client().eval(_NOTE, 1, _row_key(function_id), run_id, text[:500], time.time(), settings.STATUS_TTL)
+        _script(_NOTE)(keys=[_row_key(function_id)], args=[run_id, text[:500], time.time(), settings.STATUS_TTL])
     except redis.RedisError as exc:
         log.warning("run %s: could not record a note on row %s: %s", run_id, function_id, exc)
 
@@ -213,18 +212,9 @@ def finish(function_id: int, run_id: str, batch_id: str | None, outcome: str) ->
     stage (not for superseded runs) and, once, the batch's counter. Raises
     redis.RedisError (persist retries it: the batch must count every run)."""
     batch = batch_id or ""
-    client().eval(
-        _FINISH,
-        3,
-        _row_key(function_id),
-        f"fd:batch:{batch}:finished",
-        _batch_key(batch),
-        run_id,
-        "" if outcome == SUPERSEDED else outcome,
-        time.time(),
-        settings.STATUS_TTL,
-        batch,
-        outcome,
+    _script(_FINISH)(
+        keys=[_row_key(function_id), f"fd:batch:{batch}:finished", _batch_key(batch)],
+        args=[run_id, "" if outcome == SUPERSEDED else outcome, time.time(), settings.STATUS_TTL, batch, outcome],
     )
 
 
