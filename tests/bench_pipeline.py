@@ -228,11 +228,9 @@ def load_run(count: int, stack: Stack) -> int:
     """
     import threading
 
-    from django.contrib.auth import get_user_model
     from django.test import Client
 
-    user = get_user_model().objects.filter(username="bench").first()
-    user = user or get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-pw-1")
+    user = bench_user()
     Function.objects.all().delete()
     rows = Function.objects.bulk_create(
         Function(expression=EXPRESSIONS[i % len(EXPRESSIONS)], dt=1, interval=1 + i % 7) for i in range(count)
@@ -308,7 +306,7 @@ def adds_while_exporters_down(stack: Stack, count: int) -> int:
     import requests
 
     url = f"http://127.0.0.1:{stack.env['ADMIN_PORT']}"
-    user = get_user_model_bench()
+    user = bench_user().username
 
     def login() -> requests.Session:
         session = requests.Session()
@@ -367,14 +365,15 @@ def adds_while_exporters_down(stack: Stack, count: int) -> int:
     return 0 if done == len(added) == count else 1
 
 
-def get_user_model_bench() -> str:
+def bench_user():
+    """The benchmark's superuser ("bench", password "bench-pw-1"), created or reset."""
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
     user = users.filter(username="bench").first() or users.create_superuser("bench", "bench@example.com", "bench-pw-1")
     user.set_password("bench-pw-1")
     user.save()
-    return user.username
+    return user
 
 
 def main() -> int:

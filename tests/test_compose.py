@@ -599,8 +599,8 @@ def test_the_python_services_are_targets_of_one_dockerfile(services: dict[str, d
     targets = build_targets(services)
     assert {name: target for name, (path, target) in targets.items() if path == PYTHON_DOCKERFILE} == PYTHON_TARGETS
     assert set(PYTHON_TARGETS.values()) <= set(stages(PYTHON_DOCKERFILE))
-    for service in ("admin", "datagen", "worker-render"):  # (the other Dockerfiles were folded into it)
-        assert not (ROOT / service.split("-")[0] / "Dockerfile").exists()
+    for directory in ("admin", "datagen", "pipeline"):  # (their Dockerfiles were folded into it)
+        assert not (ROOT / directory / "Dockerfile").exists(), directory
     # uv is installed in one stage only, which every virtualenv stage starts from.
     text = PYTHON_DOCKERFILE.read_text()
     assert text.count("pip install uv==") == 1

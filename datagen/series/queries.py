@@ -173,6 +173,11 @@ FROM ({branches}
 """
 
 
+def decimates(samples: int, width: int | None) -> bool:
+    """M4 applies: a width is given and the series has more than 4 samples per pixel column."""
+    return width is not None and samples > 4 * width
+
+
 def generate_series_points(
     compiled: Compiled, *, end: float, interval_days: float, dt_hours: float, width: int | None
 ) -> Series:
@@ -180,7 +185,7 @@ def generate_series_points(
     start = end - interval_days * SECONDS_PER_DAY
     step = dt_hours * SECONDS_PER_HOUR
     n = int(sample_count(interval_days, dt_hours))
-    decimated = width is not None and n > 4 * width
+    decimated = decimates(n, width)
     params: dict[str, object] = {"start": start, "step": step, "last": n - 1}
     if decimated:
         params["w"] = width

@@ -23,7 +23,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .expressions import Compiled, ExpressionError, compile_expression
-from .queries import SECONDS_PER_DAY, sample_count
+from .queries import SECONDS_PER_DAY, decimates, sample_count
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,6 @@ class SeriesRequest:
     end: float
     width: int | None
     samples: int
-
-    @property
-    def decimated(self) -> bool:
-        return self.width is not None and self.samples > 4 * self.width
 
 
 # ------------------------------------------------------------------ fields
@@ -190,7 +186,7 @@ class PointsRequestSerializer(ExpressionRequestSerializer):
         if end is None:
             end = time.time()
         n = sample_count(interval, dt)
-        decimated = width is not None and n > 4 * width
+        decimated = decimates(n, width)
         max_samples = settings.DATAGEN_MAX_SAMPLES
         max_raw = settings.DATAGEN_MAX_RAW_POINTS
         max_column = settings.DATAGEN_MAX_COLUMN_SAMPLES
