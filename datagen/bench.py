@@ -116,6 +116,13 @@ def parallel_workers(expr_sql: str, interval: float, dt: float, width: int) -> s
     return f"{planned}/{launched}"
 
 
+def count_rows(n: int) -> int:
+    """PostgreSQL generating n rows and counting them: the cost of a row, with nothing computed."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM (SELECT generate_series(0::bigint, %s::bigint - 1) AS i) AS g", [n])
+        return cur.fetchone()[0]
+
+
 # ------------------------------------------------------------------ numpy
 
 
@@ -330,12 +337,28 @@ def sql_figures(compiled: Any, datagen_url_arg: str, repeat: int) -> None:
                 f"{label:<8}{'M4/1':<6}{n:>10}{'':>9}{serial:9.3f}{n / serial / 1e6:12.2f}{np_time:9.3f}"
                 f"{serial / np_time:8.1f}{np_m4_time:9.3f}{serial / np_m4_time:10.1f}{'':>18}{'0/0':>9}"
             )
+            # The engine's floor: the same M4 statement for f(t) = t (no arithmetic), and
+            # PostgreSQL only generating the sample rows and counting them, in one process.
+            identity = compile_expression("t").sql
+            bare_t, _ = median_time(lambda: bare_sql(identity, interval, dt, WIDTH), repeat)  # noqa: B023
+            rows_only, _ = median_time(lambda: count_rows(n), repeat)  # noqa: B023
+            for mode, seconds, workers in (
+                ("M4 t", bare_t, parallel_workers(identity, interval, dt, WIDTH)),
+                ("rows", rows_only, "0/0"),
+            ):
+                print(
+                    f"{label:<8}{mode:<6}{n:>10}{'':>9}{seconds:9.3f}{n / seconds / 1e6:12.2f}{np_time:9.3f}"
+                    f"{seconds / np_time:8.1f}{np_m4_time:9.3f}{seconds / np_m4_time:10.1f}{'':>18}{workers:>9}"
+                )
         print(
             "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
             "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "
             "np+M4: plus min/max per column (numpy reduceat); workers: parallel workers\n"
             "planned/launched for the M4 statement (EXPLAIN ANALYZE); M4/1: the same statement with\n"
-            "parallel workers off for this session (the backend alone). SQL/np target: <= 5 for M4."
+            "parallel workers off for this session (the backend alone); M4 t: the M4 statement of\n"
+            "f(t) = t (no arithmetic); rows: PostgreSQL generating the n sample indexes and counting\n"
+            "them, nothing else, in one process (at best half that on 2 cores): the executor's floor.\n"
+            "SQL/np target: <= 5 for M4."
         )
     finally:
         if gunicorn is not None:

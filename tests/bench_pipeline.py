@@ -29,8 +29,10 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "admin"), str(ROOT / "pipeline")]
@@ -57,6 +59,7 @@ from pipeline.celery import app  # noqa: E402
 from pipeline.charts import chart_options, plot_width  # noqa: E402
 from tests.stack import Stack, wait_until  # noqa: E402
 
+T = TypeVar("T")
 EXPRESSIONS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600) * sqrt(t)"]
 
 
@@ -90,11 +93,11 @@ def create_database() -> None:
 
 
 def settle(pks: list[int], timeout: float) -> list[Function]:
-    """Wait until every row stored its latest run; the poll is one cheap COUNT, so the
-    benchmark itself takes almost no CPU from the stack it measures."""
+    """Wait until every row stored its latest run; the poll is one cheap query ten
+    times a second, so the benchmark itself takes almost no CPU from the stack it measures."""
     rows = Function.objects.filter(pk__in=pks)
     pending = rows.exclude(result_run=F("run_id")) | rows.filter(result_run__isnull=True)
-    wait_until(lambda: not pending.exists(), timeout, f"{len(pks)} rows", poll=0.05)
+    wait_until(lambda: not pending.exists(), timeout, f"{len(pks)} rows", poll=0.1)
     return list(rows.defer("chart"))
 
 
@@ -122,7 +125,7 @@ def exporter_alone(rows: list[Function], urls: list[str], clients_count: int) ->
 
 CPU_GROUPS = {
     "chromium": "chromium",
-    "highcharts-export-server": "export server (node)",
+    "exporter/server.mjs": "export server (node)",
     "datagen_service": "datagen",
     "-Q points": "worker-points",
     "-Q render": "worker-render",
@@ -134,9 +137,35 @@ CPU_GROUPS = {
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by every process on the machine, by role."""
-    used: dict[str, float] = {}
+EXPORTER_ROLES = {"chromium", "export server (node)"}
+SHARED_ROLES = {"postgresql", "rabbitmq", "redis"}
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every process below them (Chromium under its export server, ...)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found = set()
+    for pid in parents:
+        ancestor = pid
+        while ancestor > 1:
+            if ancestor in roots:
+                found.add(pid)
+                break
+            ancestor = parents.get(ancestor, 0)
+    return found
+
+
+def cpu_seconds(stack: Stack) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far, with its role, by each of the stack's own processes
+    (and their children) and of the machine's shared PostgreSQL, RabbitMQ and
+    Redis; other work on the machine (e.g. a test suite) is left out."""
+    ours = _descendants({process.popen.pid for process in stack.processes if process.popen})
+    used: dict[int, tuple[str, float]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -144,8 +173,26 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         role = next((name for key, name in CPU_GROUPS.items() if key in cmdline), "other")
-        used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+        if role in SHARED_ROLES or int(stat.parent.name) in ours:
+            used[int(stat.parent.name)] = (role, (int(fields[11]) + int(fields[12])) / TICKS)
     return used
+
+
+def by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds by role between two :func:`cpu_seconds` (a process that ended meanwhile is lost)."""
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        previous = before.get(pid, (role, 0.0))[1]
+        spent[role] = spent.get(role, 0.0) + max(0.0, seconds - previous)
+    return spent
+
+
+def ceiling(alone: dict[str, float], pipeline: dict[str, float]) -> float:
+    """The best ratio the pipeline can reach once the CPU is full: the export servers'
+    CPU per chart (alone) over that plus the rest of the pipeline's CPU per chart."""
+    exporter = sum(alone.get(role, 0.0) for role in EXPORTER_ROLES)
+    rest = sum(seconds for role, seconds in pipeline.items() if role not in EXPORTER_ROLES)
+    return exporter / (exporter + rest) if exporter else 0.0
 
 
 def pipeline_refresh(rows: list[Function]) -> tuple[float, int]:
@@ -174,34 +221,17 @@ def add_to_chart(count: int) -> list[dict[str, float]]:
 LIST_URL = "/admin/functions/function/"
 
 
-SHARED_ROLES = {"postgresql", "rabbitmq", "redis"}
-
-
 def _pss_by_role(roots: set[int]) -> dict[str, float]:
     """Proportional set size (MB) summed by role: the stack's own processes (``roots``
     and their descendants, Chromium included) and the machine's shared PostgreSQL,
     RabbitMQ and Redis."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-
-    def ours(pid: int) -> bool:
-        while pid > 1:
-            if pid in roots:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-
+    ours = _descendants(roots)
     used: dict[str, float] = {}
-    for pid in parents:
-        proc = Path("/proc") / str(pid)
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             role = next((name for key, name in CPU_GROUPS.items() if key in cmdline), None)
-            if not (role in SHARED_ROLES or (role and ours(pid))):
+            if not (role in SHARED_ROLES or (role and int(proc.name) in ours)):
                 continue
             pss = next(line for line in (proc / "smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
         except (OSError, StopIteration):
@@ -417,28 +447,32 @@ def main() -> int:
         alone_runs = {n: exporter_alone(rows, stack.exporter_urls, n) for n in (exporters, 2 * exporters)}
         for n, rate in alone_runs.items():
             print(f"export server alone, {n} clients: {rate:6.2f} charts/s")
-        before = cpu_seconds()
+        cpu = Meter(stack)
         bulk_started = time.time()
-        through, failed = pipeline_refresh(rows)
+        through, failed = cpu.measure(lambda: pipeline_refresh(rows))
         bulk_finished = time.time()
-        after = cpu_seconds()
-        alone_runs["again"] = exporter_alone(rows, stack.exporter_urls, 2 * exporters)
+        pipeline_cpu, pipeline_busy = cpu.per_chart(len(rows)), cpu.busy
+        alone_runs["again"] = cpu.measure(lambda: exporter_alone(rows, stack.exporter_urls, 2 * exporters))
+        alone_cpu, alone_busy = cpu.per_chart(len(rows)), cpu.busy
         print(f"export server alone again, {2 * exporters} clients: {alone_runs['again']:6.2f} charts/s")
         alone = max(alone_runs.values())  # the export servers' best run is the yardstick
         print(f"export server alone:         {alone:6.2f} charts/s")
         print(f"pipeline bulk refresh:       {through:6.2f} charts/s  ({failed} failed)")
         print(f"pipeline / export server:    {through / alone:6.2f}   (target >= 0.9)")
 
-        print("CPU seconds per chart during the bulk refresh, by process:")
-        spent = {role: (after.get(role, 0) - before.get(role, 0)) / len(rows) for role in after}
-        for role, seconds in sorted(spent.items(), key=lambda item: -item[1]):
-            if seconds >= 0.0005:
-                print(f"  {role:24s} {seconds:7.4f}")
-        cores = os.cpu_count() or 1
-        stack_cpu = sum(seconds for role, seconds in spent.items() if role != "other")
+        print("CPU seconds per chart, by process role (the stack's own processes and the shared services):")
+        print(f"  {'role':24s} {'pipeline':>8} {'alone':>8}")
+        for role, seconds in sorted(pipeline_cpu.items(), key=lambda item: -item[1]):
+            if seconds >= 0.0005 or alone_cpu.get(role, 0) >= 0.0005:
+                print(f"  {role:24s} {seconds:8.4f} {alone_cpu.get(role, 0.0):8.4f}")
+        print(f"  {'total':24s} {sum(pipeline_cpu.values()):8.4f} {sum(alone_cpu.values()):8.4f}")
         print(
-            f"CPU busy during the bulk refresh (charts/s x CPU-s per chart / {cores} cores): "
-            f"{through * sum(spent.values()) / cores:.2f} machine-wide, {through * stack_cpu / cores:.2f} by the stack"
+            f"CPU busy (every process on the machine / wall / {os.cpu_count()} cores): "
+            f"{pipeline_busy:.0%} during the bulk refresh, {alone_busy:.0%} during the export servers' run alone"
+        )
+        print(
+            f"ceiling once the CPU is full (export servers' CPU per chart / the pipeline's): "
+            f"{ceiling(alone_cpu, pipeline_cpu):.2f}"
         )
 
         print_render_timeline([r.pk for r in rows], bulk_started, bulk_finished)
@@ -555,9 +589,27 @@ def cpu_by_pid() -> dict[int, float]:
     return used
 
 
-def cpu_used_since(before: dict[int, float]) -> float:
-    """CPU seconds used by every process since ``before`` (processes that ended meanwhile are lost)."""
-    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in cpu_by_pid().items())
+class Meter:
+    """CPU used while something runs: by role within the stack (:func:`cpu_seconds`)
+    and machine-wide as the share of every core that was busy."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.roles: dict[str, float] = {}
+        self.busy = 0.0
+
+    def measure(self, run: Callable[[], T]) -> T:
+        roles, machine, wall = cpu_seconds(self.stack), cpu_by_pid(), time.perf_counter()
+        result = run()
+        wall = time.perf_counter() - wall
+        now = cpu_by_pid()
+        used = sum(max(0.0, seconds - machine.get(pid, 0.0)) for pid, seconds in now.items())
+        self.busy = used / wall / (os.cpu_count() or 1)
+        self.roles = by_role(roles, cpu_seconds(self.stack))
+        return result
+
+    def per_chart(self, charts: int) -> dict[str, float]:
+        return {role: seconds / charts for role, seconds in self.roles.items()}
 
 
 def render_processes_for(instances: int) -> int:
@@ -570,8 +622,8 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
     print()
     print(f"sweep over the number of export servers ({rows_count} rows, {os.cpu_count()} cores):")
     print(
-        f"  {'servers':>7} {'render procs':>12} {'alone ch/s':>10} {'pipeline ch/s':>13} {'ratio':>6}"
-        f" {'failed':>6} {'CPU busy':>8} {'idle':>6} {'in flight':>9}"
+        f"  {'servers':>7} {'render procs':>12} {'alone ch/s':>10} {'alone CPU':>10} {'pipeline ch/s':>13}"
+        f" {'CPU busy':>8} {'ratio':>6} {'ceiling':>7} {'failed':>6} {'idle':>6} {'in flight':>9}"
     )
     for count in counts:
         urls = ",".join(f"http://127.0.0.1:{PORT_BASE + 10 + k}" for k in range(1, count + 1))
@@ -589,25 +641,29 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
                 for i in range(rows_count)
             )
             pipeline_refresh(rows[: 2 * processes])  # warm up every process and page
+            cpu = Meter(stack)
             alone = max(exporter_alone(rows, stack.exporter_urls, n) for n in (count, processes))
-            before, wall, started = cpu_by_pid(), time.perf_counter(), time.time()
-            through, failed = pipeline_refresh(rows)
+            started = time.time()
+            through, failed = cpu.measure(lambda: pipeline_refresh(rows))  # noqa: B023
             finished = time.time()
-            busy = cpu_used_since(before) / (time.perf_counter() - wall) / (os.cpu_count() or 1)
+            pipeline_cpu, busy = cpu.per_chart(len(rows)), cpu.busy
             timeline = render_timeline([r.pk for r in rows])
             idle = [1 - busy_seconds(iv, started, finished) / (finished - started) for iv in timeline.values()]
             flight = [mean_depth(iv, started, finished) for iv in timeline.values()]
-            alone = max(alone, exporter_alone(rows, stack.exporter_urls, processes))
+            alone = max(alone, cpu.measure(lambda: exporter_alone(rows, stack.exporter_urls, processes)))  # noqa: B023
             print(
-                f"  {count:7d} {processes:12d} {alone:10.2f} {through:13.2f} {through / alone:6.2f}"
-                f" {failed:6d} {busy:8.0%} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}",
+                f"  {count:7d} {processes:12d} {alone:10.2f} {cpu.busy:10.0%} {through:13.2f} {busy:8.0%}"
+                f" {through / alone:6.2f} {ceiling(cpu.per_chart(len(rows)), pipeline_cpu):7.2f}"
+                f" {failed:6d} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}",
                 flush=True,
             )
         finally:
             stack.stop()
     print("  alone: the export servers' best of clients = servers and = render processes, before and after;")
-    print("  CPU busy: CPU seconds of every process on the machine (other work included) / wall / cores")
-    print("  during the pipeline's refresh; idle, in flight: mean over the export servers, as above.")
+    print("  alone CPU, CPU busy: CPU seconds of every process on the machine (other work included) / wall /")
+    print("  cores, while the export servers run alone (last run) and during the pipeline's refresh;")
+    print("  ceiling: the ratio the pipeline can reach once the CPU is full (export servers' CPU per chart")
+    print("  over that plus the other stages'); idle, in flight: mean over the export servers, as above.")
 
 
 if __name__ == "__main__":

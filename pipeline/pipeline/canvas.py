@@ -32,10 +32,13 @@ def refresh_chain(job: Job) -> Signature:
     Redis result backend is never involved in sending (or running) a chain.
     """
     run = job["run_id"]
+    # What logs and Flower show as the task's arguments. Without it Celery would
+    # build a repr of the whole job (points, PNG) for every message it sends.
+    shown = {"argsrepr": f"(<job of run {run}, row {job['function_id']}>,)", "kwargsrepr": "{}"}
     return chain(
-        app.signature(POINTS_TASK, args=(job,), task_id=f"{run}.points", ignore_result=True),
-        app.signature(RENDER_TASK, task_id=f"{run}.render", ignore_result=True),
-        app.signature(PERSIST_TASK, task_id=f"{run}.persist", ignore_result=True),
+        app.signature(POINTS_TASK, args=(job,), task_id=f"{run}.points", ignore_result=True, **shown),
+        app.signature(RENDER_TASK, task_id=f"{run}.render", ignore_result=True, **shown),
+        app.signature(PERSIST_TASK, task_id=f"{run}.persist", ignore_result=True, **shown),
     )
 
 

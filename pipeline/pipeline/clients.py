@@ -19,6 +19,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # One connection pool per process, shared by every caller (the stages and the admin).
 session = requests.Session()
+# The services are the stack's own (DATAGEN_URL, EXPORTER_URLS): no proxy or .netrc
+# from the environment applies, and not looking them up on every request saves
+# about a tenth of the render stage's CPU.
+session.trust_env = False
 
 
 def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
