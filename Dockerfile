@@ -86,6 +86,8 @@ COPY --from=venv-pipeline /app/.venv /app/.venv
 COPY pipeline/pipeline pipeline/pipeline
 # The one source of every process's command, shared with the local runner.
 COPY deploy/run deploy/run
+# The beat service's healthcheck (alive, and its schedule file written lately).
+COPY deploy/compose/beat-check deploy/compose/
 USER app
 # No HEALTHCHECK here: it depends on the process (a worker's name or Flower's
 # port); docker-compose.yml gives each service its own.

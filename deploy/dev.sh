@@ -8,23 +8,15 @@ cd "$ROOT"
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 
-# How many export servers, and how many render processes, from the machine
-# (see README, Scaling). One export server (one Chromium page) is latency-bound:
-# it keeps about 0.4 core busy. So: two instances per core, as memory allows
-# (about 0.85 GB each, after 1.5 GB for the rest of the stack), at least one;
-# two render processes per instance, so that while one waits for its PNG the
-# next request already waits inside the server.
-cores="$(nproc 2>/dev/null || echo 2)"
-available_mb="$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null || echo 4096)"
-by_memory=$(((available_mb - 1536) / 870))
-instances=$((2 * cores))
-((instances > by_memory)) && instances=$by_memory
-((instances < 1)) && instances=1
-export EXPORTER_INSTANCES="${EXPORTER_INSTANCES:-$instances}"
+# How many export servers, and how many render processes: deploy/sizing's rule
+# from the machine's cores and memory (README, Scaling); EXPORTER_INSTANCES and
+# RENDER_CONCURRENCY in the environment win.
+sizing="$(deploy/sizing)"
+eval "$sizing"
+export EXPORTER_INSTANCES RENDER_CONCURRENCY
 urls=""
 for ((i = 1; i <= EXPORTER_INSTANCES; i++)); do urls="$urls${urls:+,}http://127.0.0.1:$((7800 + i))"; done
 export EXPORTER_URLS="${EXPORTER_URLS:-$urls}"
-export RENDER_CONCURRENCY="${RENDER_CONCURRENCY:-$((2 * EXPORTER_INSTANCES))}"
 
 ensure_prerequisites
 ensure_database "${POSTGRES_DB:-function_dashboard}"
@@ -44,7 +36,7 @@ cat <<MSG
   Function Dashboard is starting:
     admin   http://127.0.0.1:${ADMIN_PORT:-8000}/admin/   (user: ${DJANGO_SUPERUSER_USERNAME:-admin}, password: ${DJANGO_SUPERUSER_PASSWORD:-admin})
     Flower  http://127.0.0.1:${FLOWER_PORT:-5555}/
-    ${EXPORTER_INSTANCES} export servers (:7801...), ${RENDER_CONCURRENCY} render processes (${cores} cores, ${available_mb} MB available)
+    ${EXPORTER_INSTANCES} export servers (:7801...), ${RENDER_CONCURRENCY} render processes (${SIZING_CORES} cores, ${SIZING_AVAILABLE_MB} MB available)
   Ctrl-C stops everything.
 
 MSG

@@ -58,7 +58,8 @@ ensure_admin_assets() { # the charting library of the admin's detail page, from 
 
 start_postgres() {
   command -v pg_ctlcluster >/dev/null 2>&1 || return 1
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | tail -n 1)" main start
+  local versions=(/etc/postgresql/*)
+  pg_ctlcluster --skip-systemctl-redirect "$(basename "${versions[-1]}")" main start
 }
 
 start_redis() {

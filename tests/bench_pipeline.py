@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -613,8 +614,10 @@ class Meter:
 
 
 def render_processes_for(instances: int) -> int:
-    """Render concurrency for this many export servers: the rule of deploy/dev.sh."""
-    return 2 * instances
+    """Render concurrency for this many export servers: deploy/sizing's rule (make dev's and compose's)."""
+    env = {**os.environ, "EXPORTER_INSTANCES": str(instances), "RENDER_CONCURRENCY": ""}
+    out = subprocess.run([str(ROOT / "deploy" / "sizing")], env=env, capture_output=True, text=True, check=True)
+    return int(dict(line.split("=", 1) for line in out.stdout.split())["RENDER_CONCURRENCY"])
 
 
 def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:

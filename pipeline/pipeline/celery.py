@@ -106,6 +106,10 @@ app.conf.update(
     beat_schedule={
         "fail-stalled-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY},
     },
+    # Beat writes its schedule file after every task it sends, so with every sweep
+    # (Celery's default: at most every 3 minutes); compose's beat healthcheck takes a
+    # stale file for a stopped beat (deploy/compose/beat-check has the bound).
+    beat_sync_every=1,
     # A task is acknowledged only once it has finished; a worker that dies
     # mid-task gives the message back to the broker (every stage is idempotent).
     task_acks_late=True,

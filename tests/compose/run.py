@@ -13,8 +13,16 @@ waits for health, then drives the user story over HTTP as a user would:
 4. Flower answers 401 without its password and 200 with it;
 5. ``down -v`` leaves no container, volume or network behind (also on failure).
 
-Prints the timings (build, up-to-healthy, add-to-chart, batches). Every wait is
-bounded. Settings (environment): COMPOSE_TEST_PROJECT (project name),
+Sizing: EXPORTER_REPLICAS and RENDER_CONCURRENCY come from deploy/compose/new-env
+(deploy/sizing's rule, as a user's .env gets them); the default ``up`` must start
+that many export servers and a render worker with that many pool processes.
+beat: healthy, its healthcheck fails on a schedule file older than its bound,
+and a SIGSTOPped beat (with a short sweep period) turns unhealthy.
+
+Prints the base images (pulled, already present or stand-in; from
+COMPOSE_TEST_BASE_IMAGES, written by tests/compose/standins/build.sh) and the
+timings (build, up-to-healthy, add-to-chart, batches). Every wait is bounded.
+Settings (environment): COMPOSE_TEST_PROJECT (project name),
 COMPOSE_TEST_KEEP=1 (leave the stack up for a look; `down -v` it yourself),
 COMPOSE_TEST_ARTIFACTS (where container logs go on failure).
 """
@@ -28,6 +36,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -534,14 +543,18 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     check(good.status_code == 200, f"RabbitMQ's UI refused its password: {good.status_code}")
     passed("ops profile: Flower 401 without/with admin:admin, 200 with FLOWER_BASIC_AUTH; RabbitMQ UI likewise")
 
-    # Scale out, then a batch: spread over render workers and export servers.
+    # Scale (away from EXPORTER_REPLICAS: --scale wins), then a batch: spread over render
+    # workers and export servers.
+    replicas = int(ENV["EXPORTER_REPLICAS"])
+    scaled = 3 if replicas == 2 else 2
     started = time.monotonic()
-    compose("up", "-d", "--no-recreate", "--scale", "worker-render=3", "--scale", "exporter=2", timeout=300)
+    compose("up", "-d", "--no-recreate", "--scale", "worker-render=3", "--scale", f"exporter={scaled}", timeout=300)
     wait_healthy(240)
-    timed("scale to 3 render workers + 2 export servers, healthy", time.monotonic() - started)
+    timed(f"scale to 3 render workers + {scaled} export servers, healthy", time.monotonic() - started)
     render_workers = {c["Config"]["Hostname"] for c in containers() if service_of(c) == "worker-render"}
     exporters = {c["Name"] for c in containers() if service_of(c) == "exporter"}
-    check(len(render_workers) == 3 and len(exporters) == 2, f"scaled to {render_workers} / {exporters}")
+    check(len(render_workers) == 3 and len(exporters) == scaled, f"scaled to {render_workers} / {exporters}")
+    passed(f"--scale exporter={scaled} overrides deploy.replicas (EXPORTER_REPLICAS={replicas})")
     presets = ["t + 2/t", "sin(t)"]
     started = time.monotonic()
     durations = []
@@ -580,7 +593,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
         f"renders per render worker: {sorted(by_worker.values())}; per export server: {sorted(by_exporter.values())}"
     )
     check(set(by_worker) == render_workers, f"not every render worker rendered: {by_worker} vs {render_workers}")
-    check(len(by_exporter) == 2, f"not every export server rendered: {by_exporter}")
+    check(len(by_exporter) == scaled, f"not every export server rendered: {by_exporter}")
 
     # Kill a render worker while the batch runs: every row still ends done.
     victim = sorted(c["Name"].lstrip("/") for c in containers() if service_of(c) == "worker-render")[0]
@@ -596,9 +609,144 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
 
     run_batch("batch with a render worker killed", during=kill_mid_batch)
 
+    beat_is_alive_and_ticking()
+
     leaked = secrets_in_logs()
     check(not leaked, f"secrets shown in container logs: {leaked}")
     passed(f"no secret's value appears in any container's log ({len(SECRETS)} secrets)")
+
+
+# ----------------------------------------------------------------------------- sizing
+
+
+def machine_sizing() -> dict[str, str]:
+    """EXPORTER_REPLICAS and RENDER_CONCURRENCY as deploy/compose/new-env writes them to a new
+    .env (deploy/sizing's rule from this machine's cores and memory)."""
+    scratch = ARTIFACTS / "new-env.env"
+    scratch.unlink(missing_ok=True)
+    try:
+        result = subprocess.run(
+            [str(ROOT / "deploy" / "compose" / "new-env"), str(scratch)],
+            capture_output=True, text=True, timeout=60, env=ENV, check=False,
+        )  # fmt: skip
+        check(result.returncode == 0, f"deploy/compose/new-env exited {result.returncode}: {result.stderr[-500:]}")
+        written = dict(line.split("=", 1) for line in scratch.read_text().splitlines() if "=" in line)
+    finally:
+        scratch.unlink(missing_ok=True)  # its secrets are not the ones this run uses
+    sizing = {name: written.get(name, "") for name in ("EXPORTER_REPLICAS", "RENDER_CONCURRENCY")}
+    check(all(value.isdigit() and int(value) >= 1 for value in sizing.values()), f"new-env wrote {sizing}")
+    log(f"sizing by deploy/compose/new-env (deploy/sizing): {result.stdout.strip().splitlines()[-1]}")
+    return sizing
+
+
+def sizing_holds(replicas: int, concurrency: int) -> None:
+    """The default `up` started EXPORTER_REPLICAS export servers (deploy.replicas) and the
+    render worker runs RENDER_CONCURRENCY pool processes (Celery's own stats)."""
+    exporters = [c for c in containers() if service_of(c) == "exporter"]
+    check(len(exporters) == replicas, f"`up` started {len(exporters)} export servers, EXPORTER_REPLICAS={replicas}")
+    stats = in_container(
+        "worker-render", "sh", "-c",
+        'cd /app/pipeline && celery -A pipeline.celery inspect stats -d "render@$HOSTNAME" --timeout 10 --json',
+    )  # fmt: skip
+    check(stats.returncode == 0, f"celery inspect stats: {stats.stdout[-500:]}{stats.stderr[-500:]}")
+    replies = json.loads(stats.stdout)
+    check(len(replies) == 1, f"inspect stats answered {sorted(replies)}")
+    pool = next(iter(replies.values()))["pool"]
+    check(
+        pool["max-concurrency"] == concurrency and len(pool["processes"]) == concurrency,
+        f"the render worker's pool: max-concurrency {pool['max-concurrency']}, {len(pool['processes'])} processes; "
+        f"RENDER_CONCURRENCY={concurrency}",
+    )
+    passed(
+        f"default `up`: {replicas} export servers (deploy.replicas = EXPORTER_REPLICAS) and a render worker "
+        f"with {concurrency} pool processes (celery inspect stats), as deploy/sizing computed"
+    )
+
+
+# ----------------------------------------------------------------------------- beat
+
+
+def beat_bound(sweep_every: float) -> int:
+    """The freshness bound of beat's schedule file, as deploy/compose/beat-check documents it."""
+    return int(2 * sweep_every + 20)
+
+
+def beat_container() -> dict[str, Any]:
+    found = [c for c in containers() if service_of(c) == "beat"]
+    check(len(found) == 1, f"{len(found)} beat containers")
+    return found[0]
+
+
+def beat_health() -> str:
+    return beat_container()["State"].get("Health", {}).get("Status", "")
+
+
+def beat_healthcheck_on_a_file_aged(age: int) -> subprocess.CompletedProcess[str]:
+    """beat's own healthcheck command, run in its container on a copy of its schedule file
+    whose modification time is set `age` seconds back."""
+    test = beat_container()["Config"]["Healthcheck"]["Test"]
+    check(test[0] == "CMD", f"beat's healthcheck: {test}")
+    script = (
+        'age=$1; shift; d=$(mktemp -d); for f in "$CELERY_BEAT_SCHEDULE" "$CELERY_BEAT_SCHEDULE".*; do'
+        ' [ -e "$f" ] && cp "$f" "$d/"; done; touch -d "@$(($(date +%s) - age))" "$d"/*;'
+        ' CELERY_BEAT_SCHEDULE="$d/$(basename "$CELERY_BEAT_SCHEDULE")" HEALTHCHECK_STAMP="$d/stamp" "$@";'
+        ' rc=$?; rm -rf "$d"; exit $rc'
+    )
+    return in_container("beat", "sh", "-c", script, "sh", str(age), *test[1:])
+
+
+def newest_schedule_write() -> int:
+    out = in_container("beat", "sh", "-c", 'stat -c %Y "$CELERY_BEAT_SCHEDULE" "$CELERY_BEAT_SCHEDULE".* 2>/dev/null')
+    return max((int(x) for x in out.stdout.split()), default=0)
+
+
+def beat_is_alive_and_ticking() -> None:
+    """beat's healthcheck proves it ticks: a stale schedule file fails it, a stopped beat turns unhealthy."""
+    check(beat_health() == "healthy", f"beat: {beat_health()}")
+    env = dict(item.split("=", 1) for item in beat_container()["Config"]["Env"])
+    bound = beat_bound(float(env["PIPELINE_SWEEP_EVERY"]))
+    fresh, stale = beat_healthcheck_on_a_file_aged(bound - 10), beat_healthcheck_on_a_file_aged(bound + 10)
+    check(fresh.returncode == 0, f"beat's healthcheck fails on a file {bound - 10} s old: {fresh.stderr[-300:]}")
+    check(stale.returncode == 1, f"beat's healthcheck passes on a file {bound + 10} s old: {stale.stderr[-300:]}")
+    check("last written" in stale.stderr, f"beat's healthcheck does not say why: {stale.stderr[-300:]}")
+    passed(
+        f"beat healthy; its healthcheck, run in its container, passes on a schedule file {bound - 10} s old "
+        f"and fails on one {bound + 10} s old (bound {bound} s for PIPELINE_SWEEP_EVERY={env['PIPELINE_SWEEP_EVERY']})"
+    )
+
+    # End to end with a short sweep period (a short bound): beat recreated alone.
+    sweep = 2
+    bound = beat_bound(sweep)
+    started = time.monotonic()
+    compose("up", "-d", "--no-deps", "beat", timeout=180, env={**ENV, "PIPELINE_SWEEP_EVERY": str(sweep)})
+    wait_until("the recreated beat to be healthy", lambda: beat_health() == "healthy", 90, poll=0.5)
+    timed(f"beat recreated with PIPELINE_SWEEP_EVERY={sweep}, healthy", time.monotonic() - started)
+    first = wait_until("beat's schedule file", newest_schedule_write, 30)
+    wait_until("beat to write its schedule file again", lambda: newest_schedule_write() > first, 3 * sweep + 5)
+    passed(f"beat writes its schedule file with every sweep (PIPELINE_SWEEP_EVERY={sweep}: beat_sync_every = 1)")
+
+    [pid] = [
+        int(line.split(None, 1)[0])
+        for line in docker("top", beat_container()["Id"], "-eo", "pid,args").splitlines()[1:]
+        if "celery" in line and " beat " in f"{line} "
+    ]
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_until("the stopped beat to turn unhealthy", lambda: beat_health() == "unhealthy", bound + 30, poll=0.5)
+        took = time.monotonic() - stopped
+        why = beat_container()["State"]["Health"]["Log"][-1]["Output"]
+        check("last written" in why, f"beat turned unhealthy, but not for its stale schedule file: {why!r}")
+        # 3 failed polls 3 s apart after the file went stale (plus the poll's own time).
+        check(
+            bound - sweep <= took <= bound + 15,
+            f"the stopped beat turned unhealthy after {took:.0f} s, bound {bound} s",
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    timed(f"beat stopped (SIGSTOP) until unhealthy (bound {bound} s)", took)
+    wait_until("the resumed beat to be healthy", lambda: beat_health() == "healthy", 30, poll=0.5)
+    passed(f"a SIGSTOPped beat turned unhealthy after {took:.0f} s ({why.strip()}); healthy again after SIGCONT")
 
 
 def save_logs() -> None:
@@ -625,6 +773,12 @@ def leftovers() -> list[str]:
 ENV = dict(os.environ)
 
 
+def base_images_report() -> list[str]:
+    """tests/compose/standins/build.sh's line per pinned base image (pulled, present, stand-in)."""
+    path = os.environ.get("COMPOSE_TEST_BASE_IMAGES")
+    return Path(path).read_text().splitlines() if path and Path(path).is_file() else []
+
+
 def main() -> int:
     ports = {"ADMIN_HOST_PORT": 0, "FLOWER_HOST_PORT": 0, "RABBITMQ_UI_HOST_PORT": 0}
     choose_ports(ports, list(ports))
@@ -646,6 +800,9 @@ def main() -> int:
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     EMPTY_ENV_FILE.write_text("")
+    base_images = base_images_report()
+    for line in base_images:
+        log(line)
     version = compose("version", "--short", check_rc=False).strip() or "?"
     log(f"compose: {' '.join(COMPOSE)} {version}; project {PROJECT}; published ports {ports}")
     ok = False
@@ -658,6 +815,7 @@ def main() -> int:
             PROFILES[:] = []
 
         missing_secrets_stop_up()
+        ENV.update(machine_sizing())
 
         started = time.monotonic()
         build_log = ARTIFACTS / "build.log"
@@ -696,6 +854,7 @@ def main() -> int:
         slowest = max(lags.items(), key=lambda item: item[1][1])
         timed(f"slowest service after its dependencies ({slowest[0]})", slowest[1][1])
         check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
+        sizing_holds(int(ENV["EXPORTER_REPLICAS"]), int(ENV["RENDER_CONCURRENCY"]))
 
         story(ports, password, flower_auth)
         ok = True
@@ -719,6 +878,9 @@ def main() -> int:
                 ok = False
             else:
                 passed("down -v: no container, volume or network of the project is left")
+    print("\n== compose-test base images")
+    for line in base_images or ["(not reported: run through tests/compose/run.sh)"]:
+        print(f"  {line}")
     print("\n== compose-test timings")
     for name, seconds in TIMINGS:
         print(f"  {seconds:7.1f} s  {name}")

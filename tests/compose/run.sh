@@ -9,8 +9,10 @@
 #    (they isolate the compose networks from each other). The engine it starts
 #    keeps running afterwards, so its image cache serves the next run;
 #    COMPOSE_TEST_STOP_ENGINE=1 stops it at the end.
-# 2. Base images: each pinned base tag that is neither present nor pullable gets a
-#    local stand-in (tests/compose/standins/, kept between runs).
+# 2. Base images: each pinned base tag that is not present is pulled (with a short
+#    timeout); only one that cannot be pulled gets a local stand-in
+#    (tests/compose/standins/build.sh, kept between runs). One line per image says
+#    which (pulled / already present / stand-in built), here and in run.py's summary.
 # 3. tests/compose/run.py: build, up, health, the user story, scale, kill, down -v.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,7 +40,9 @@ start_engine() {
   local driver pid i
   for driver in ${COMPOSE_TEST_STORAGE_DRIVERS:-overlay2 fuse-overlayfs vfs}; do
     if [ "$driver" = fuse-overlayfs ] && ! command -v fuse-overlayfs >/dev/null 2>&1; then
-      is_root && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse-overlayfs >/dev/null 2>&1 || continue
+      if ! is_root || ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse-overlayfs >/dev/null 2>&1; then
+        continue
+      fi
     fi
     # With iptables the engine isolates its networks from each other (the export
     # servers' network); it adds rules for its own bridges only. No default bridge.
@@ -66,7 +70,9 @@ stop_engine() {
     wait "$started_engine" 2>/dev/null || true
   fi
 }
-trap stop_engine EXIT
+base_images="$(mktemp "${TMPDIR:-/tmp}/fd-base-images.XXXXXX")"
+cleanup() { rm -f "$base_images"; stop_engine; }
+trap cleanup EXIT
 
 if ! engine_up; then
   install_engine
@@ -84,7 +90,8 @@ else
   export COMPOSE_TEST_NETWORK_ISOLATION=1
 fi
 
-"$ROOT/tests/compose/standins/build.sh"
+STANDIN_REPORT="$base_images" "$ROOT/tests/compose/standins/build.sh"
+export COMPOSE_TEST_BASE_IMAGES="$base_images"
 ensure_python >/dev/null
 cd "$ROOT"
 "$ROOT/.venv/bin/python" "$ROOT/tests/compose/run.py"

@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# Local stand-ins for the pinned base images, for an engine that cannot reach a
-# container registry (this development machine and CI). Each one is tagged with
-# the official name the project's files use (FROM python:3.11.14-slim-bookworm,
-# image: postgres:17.6-alpine, ...) and labelled dashboard.standin=<that name>.
-# An image that already exists under that name (pulled or built before) is kept.
+# The pinned base images of the project's files (FROM python:3.11.14-slim-bookworm,
+# image: postgres:17.6-alpine, ...), for an engine that may not reach a container
+# registry (this development machine and CI). For each pinned tag, in order:
 #
-#   tests/compose/standins/build.sh [docker command]
+#   already present  an image with that name exists (pulled, or a stand-in built
+#                    by an earlier run: said so); it is kept;
+#   pulled           `docker pull` got the official image (within
+#                    STANDIN_PULL_TIMEOUT seconds, default 20);
+#   stand-in built   no registry answered: a local stand-in is built from the
+#                    recipe here, tagged with the official name and labelled
+#                    dashboard.standin=<that name>.
 #
-# Where a registry is reachable, nothing here is needed: `docker compose` pulls
-# the official images. The stand-ins only honour the part of each official
-# image's contract that docker-compose.yml relies on (see each recipe).
+# One line per image says which, on stdout and appended to STANDIN_REPORT (a
+# file, if set: tests/compose/run.py prints it in its summary). To replace
+# stand-ins by the official images once a registry is reachable, remove them
+# (docker rmi <tag>) and run this again.
+#
+#   tests/compose/standins/build.sh
+#
+# The stand-ins only honour the part of each official image's contract that
+# docker-compose.yml relies on (see each recipe). python and the services'
+# stand-ins start FROM debian:12.11-slim, whichever it is.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DOCKER="${DOCKER:-docker}"
 CACHE="${STANDIN_CACHE:-/var/tmp/fd-standins}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+PULL_TIMEOUT="${STANDIN_PULL_TIMEOUT:-20}"
+REPORT="${STANDIN_REPORT:-/dev/null}"
 
 say() { printf '==> %s\n' "$*"; }
 have() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+standin_of() { "$DOCKER" image inspect -f '{{index .Config.Labels "dashboard.standin"}}' "$1" 2>/dev/null; }
+# One line per image: "<tag>: <how>", here and in the report.
+report() { printf 'base image %-34s %s\n' "$1:" "$2" | tee -a "$REPORT"; }
 
 # official tag -> recipe, in build order (python and the services start FROM debian).
 STANDINS=(
@@ -28,12 +44,8 @@ STANDINS=(
   "rabbitmq:4.1.4-management-alpine rabbitmq.Dockerfile"
 )
 
-missing=0
-for entry in "${STANDINS[@]}"; do have "${entry%% *}" || missing=1; done
-if [ "$missing" = 0 ]; then say "stand-in base images: all present"; exit 0; fi
-
-mkdir -p "$CACHE"
-if ! have fd-standin/bookworm:minbase; then
+minbase() { # Debian's minimal root file system as an image: the debian stand-in's base
+  have fd-standin/bookworm:minbase && return 0
   command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
   say "debootstrap --variant=minbase bookworm (Debian's minimal root file system, ~200 MB)"
   rm -rf "$CACHE/rootfs" && mkdir -p "$CACHE"
@@ -41,21 +53,41 @@ if ! have fd-standin/bookworm:minbase; then
     || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
   tar -C "$CACHE/rootfs" -c . | "$DOCKER" import -c 'CMD ["bash"]' - fd-standin/bookworm:minbase >/dev/null
   rm -rf "$CACHE/rootfs"
-fi
+}
 
-# The build context: the recipes plus this machine's extra CA certificates.
-context="$(mktemp -d)"
-trap 'rm -rf "$context"' EXIT
-cp "$HERE"/*.Dockerfile "$HERE"/*.sh "$HERE"/debian.sources "$HERE"/docker-clean.apt.conf "$context"/
-mkdir -p "$context/host-ca"
-cp /usr/local/share/ca-certificates/*.crt "$context/host-ca/" 2>/dev/null || true
-touch "$context/host-ca/.keep"
+context="" # the build context, made on first need: the recipes plus this machine's extra CA certificates
+build_context() {
+  [ -n "$context" ] && return 0
+  context="$(mktemp -d)"
+  trap 'rm -rf "$context"' EXIT
+  cp "$HERE"/*.Dockerfile "$HERE"/*.sh "$HERE"/debian.sources "$HERE"/docker-clean.apt.conf "$context"/
+  mkdir -p "$context/host-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$context/host-ca/" 2>/dev/null || true
+  touch "$context/host-ca/.keep"
+}
 
+mkdir -p "$CACHE"
 for entry in "${STANDINS[@]}"; do
   tag="${entry%% *}" recipe="${entry##* }"
-  if have "$tag"; then continue; fi
-  say "stand-in $tag ($recipe)"
+  if have "$tag"; then
+    if [ -n "$(standin_of "$tag")" ]; then
+      report "$tag" "already present: a STAND-IN (built earlier from tests/compose/standins/$recipe)"
+    else
+      report "$tag" "already present (not a stand-in)"
+    fi
+    continue
+  fi
+  say "docker pull $tag (at most $PULL_TIMEOUT s)"
+  if timeout "$PULL_TIMEOUT" "$DOCKER" pull -q "$tag" >"$CACHE/pull-$recipe.log" 2>&1; then
+    report "$tag" "pulled (the official image)"
+    continue
+  fi
+  say "could not pull $tag: $(tail -n 1 "$CACHE/pull-$recipe.log" | cut -c 1-200)"
+  [ "$recipe" = debian.Dockerfile ] && minbase
+  build_context
+  say "building the stand-in for $tag ($recipe)"
   "$DOCKER" build --network host -t "$tag" -f "$context/$recipe" "$context" >"$CACHE/build-$recipe.log" 2>&1 \
     || { tail -30 "$CACHE/build-$recipe.log" >&2; echo "stand-in $tag: build failed ($CACHE/build-$recipe.log)" >&2; exit 1; }
+  report "$tag" "STAND-IN built (tests/compose/standins/$recipe; the pull failed)"
 done
-say "stand-in base images ready"
+say "base images ready"
