@@ -261,6 +261,40 @@ def test_the_sweep_never_replaces_a_result_that_landed_after_it_looked(stack):
     assert stored.error == ""
 
 
+def test_runs_that_could_not_be_sent_fail_in_one_update_and_a_newer_run_is_untouched():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = make_rows(4)
+    runs = [str(uuid.uuid4()) for _ in rows]
+    queued_at = time.time()
+    for row, run in zip(rows, runs, strict=True):
+        Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED)
+    batch = uuid.uuid4().hex
+    status.start_runs([(row.pk, run, queued_at) for row, run in zip(rows, runs, strict=True)], batch)
+    newer = str(uuid.uuid4())  # row 2 was refreshed again before the failure was stored
+    Function.objects.filter(pk=rows[2].pk).update(run_id=newer)
+    status.start_runs([(rows[2].pk, newer, queued_at + 1)], None)
+    Function.objects.filter(pk=rows[3].pk).update(state=Function.State.DONE, result_run=runs[3])  # already stored
+
+    reason = "The refresh could not be sent: the message broker did not take the work."
+    with CaptureQueriesContext(connection) as queries:
+        failed = services.fail_runs([(row.pk, run, batch) for row, run in zip(rows, runs, strict=True)], reason)
+    assert failed == 2
+    assert sum(q["sql"].startswith("UPDATE") for q in queries) == 1  # one for every row
+    for row, run in zip(rows[:2], runs[:2], strict=True):
+        row.refresh_from_db()
+        assert (row.state, row.error, str(row.result_run)) == (Function.State.FAILED, reason, run)
+        assert row.processed_at is not None and row.chart is None
+    untouched = Function.objects.get(pk=rows[2].pk)
+    assert (untouched.state, str(untouched.run_id), untouched.error) == (Function.State.QUEUED, newer, "")
+    assert Function.objects.get(pk=rows[3].pk).state == Function.State.DONE
+    live = status.row_statuses([row.pk for row in rows])
+    assert [live[row.pk].stage for row in rows[:3]] == [status.FAILED, status.FAILED, status.QUEUED]
+    (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
+    assert (progress.failed, progress.done, progress.total) == (2, 0, 4)
+
+
 def test_at_most_add_wait_concurrency_adds_wait_at_once():
     import threading
 
