@@ -85,25 +85,6 @@ def test_one_retry_policy_retries_within_the_window_then_gives_up(monkeypatch):
             task.pop_request()
 
 
-def test_the_job_contract_is_built_in_one_place_with_its_version():
-    from pipeline import jobs
-
-    job = jobs.new_job(7, "run-1", "t", 2.0, 1.0, "batch-1", 1_700_000_000.0)
-    assert job["version"] == jobs.VERSION
-    assert set(job) == {
-        "version",
-        "function_id",
-        "run_id",
-        "batch_id",
-        "queued_at",
-        "expression",
-        "interval",
-        "dt",
-        "trace",
-    }
-    assert set(job) | {"points", "end", "png", "error", "superseded"} == set(jobs.Job.__annotations__)
-
-
 def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cause(monkeypatch):
     import time
 

@@ -5,6 +5,7 @@ import io
 import time
 import uuid
 
+import celery
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -232,6 +233,34 @@ def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(s
     assert status.row_statuses([row.pk])[row.pk].stage == status.QUEUED  # no stage of the older run reported
     row.refresh_from_db()
     assert row.result_run is None and row.state == Function.State.QUEUED  # nothing stored for it
+
+
+@pytest.mark.parametrize("first", ["points", "render", "persist"])
+def test_a_job_sent_by_another_release_is_failed_readably_by_each_stage(stack, first):
+    """Each stage (on its real worker) refuses a job of another version and names both versions.
+
+    The job carries what the stage needs (points for render, a PNG for persist),
+    so a stage that did not check the version would store a chart instead."""
+    (row,) = make_rows(1)
+    run = str(uuid.uuid4())
+    Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED)
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    end = time.time()
+    job = {
+        **jobs.new_job(row.pk, run, row.expression, row.interval, row.dt),
+        "version": jobs.VERSION + 1,
+        "points": [[end - 3600.0, 1.0], [end, 2.0]],
+        "end": end,
+        "png": base64.b64encode(png.getvalue()).decode(),
+    }
+    start = ["points", "render", "persist"].index(first)
+    links = list(canvas.refresh_chain(job).tasks)[start:]  # the chain the admin sends, from that stage on
+    links[0] = links[0].replace(args=(job,))
+    celery.chain(*links).apply_async()
+    (settled,) = wait_for_runs([row.pk], 60)
+    assert settled.state == Function.State.FAILED and settled.chart is None
+    assert settled.error == f'Stage "{first}" failed: job version {jobs.VERSION + 1} is not {jobs.VERSION}'
 
 
 def test_two_overlapping_batches_count_every_run_once(stack):
