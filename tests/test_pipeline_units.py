@@ -201,6 +201,41 @@ def test_datagen_busy_is_transient_and_carries_its_retry_after(monkeypatch):
         assert failure.value.retry_after is None
 
 
+def _in_seconds(seconds: float) -> str:
+    import datetime
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "low", "high"),
+    [
+        ("2", 2.0, 2.0),
+        (" 7 ", 7.0, 7.0),
+        ("0", 0.0, 0.0),
+        (_in_seconds(30), 25.0, 30.0),  # an HTTP date
+        (_in_seconds(-300), 0.0, 0.0),  # a date past: no wait
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, 0.0),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header, low, high):
+    from pipeline import clients
+
+    assert low <= clients.retry_after(_response(503, {}, {"Retry-After": header})) <= high
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["soon", "", "1.5", "-3", "2 s", "9" * 5000, "Mon, 01 Jan 99999999999 00:00:00 GMT", "Mon, 99 Foo"],
+)
+def test_retry_after_garbage_is_no_wait_of_its_own(header):
+    from pipeline import clients
+
+    assert clients.retry_after(_response(503, {}, {"Retry-After": header})) is None
+    assert clients.retry_after(_response(503, {}, {})) is None
+
+
 @pytest.mark.parametrize(("retry_after", "expected"), [(5.0, 5.0), (500.0, 30.0), (None, None)])
 def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry_after, expected):
     """The points stage's autoretry (Celery's, with backoff and jitter) waits at least the
