@@ -202,6 +202,7 @@ def test_datagen_busy_is_transient_and_carries_its_retry_after(monkeypatch):
 
 
 def _in_seconds(seconds: float) -> str:
+    """An HTTP date ``seconds`` from now."""
     import datetime
     from email.utils import format_datetime
 
@@ -214,15 +215,16 @@ def _in_seconds(seconds: float) -> str:
         ("2", 2.0, 2.0),
         (" 7 ", 7.0, 7.0),
         ("0", 0.0, 0.0),
-        (_in_seconds(30), 25.0, 30.0),  # an HTTP date
-        (_in_seconds(-300), 0.0, 0.0),  # a date past: no wait
+        (30.0, 25.0, 30.0),  # an HTTP date 30 s from now (made when the test runs)
+        (-300.0, 0.0, 0.0),  # a date past: no wait
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, 0.0),
     ],
 )
 def test_retry_after_reads_seconds_and_http_dates(header, low, high):
     from pipeline import clients
 
-    assert low <= clients.retry_after(_response(503, {}, {"Retry-After": header})) <= high
+    value = _in_seconds(header) if isinstance(header, float) else header
+    assert low <= clients.retry_after(_response(503, {}, {"Retry-After": value})) <= high
 
 
 @pytest.mark.parametrize(
