@@ -176,17 +176,17 @@ def fail_runs(runs: Iterable[tuple[int, str, str | None]], reason: str) -> int:
     """Store ``reason`` as the outcome of each run ``(function id, run id, batch id)`` that is
     still queued and its row's latest; returns how many were failed.
 
-    One UPDATE for all of them, and one Redis pipeline to count them in their
-    batches. A row whose run id is no longer the given one (a newer run took it)
-    or that is no longer queued (its result landed) is left alone: run ids are
-    drawn per row by PostgreSQL (``gen_random_uuid``), so a row matches only its
-    own run.
+    One UPDATE for all of them (after one SELECT … FOR UPDATE that says which rows
+    it fails), and one Redis pipeline to count them in their batches. A row whose
+    run id is no longer the given one (a newer run took it) or that is no longer
+    queued (its result landed) is left alone: run ids are drawn per row by
+    PostgreSQL (``gen_random_uuid``), so a row matches only its own run.
     """
     batches = {str(run_id): (function_id, batch_id) for function_id, run_id, batch_id in runs}
     if not batches:
         return 0
     with transaction.atomic():
-        # Locked, so what is counted below is exactly what the UPDATE fails.
+        # Locked until the UPDATE commits: what is counted below is exactly what it failed.
         failed = list(
             Function.objects.select_for_update()
             .filter(
