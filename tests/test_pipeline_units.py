@@ -85,25 +85,6 @@ def test_one_retry_policy_retries_within_the_window_then_gives_up(monkeypatch):
             task.pop_request()
 
 
-def test_the_job_contract_is_built_in_one_place_with_its_version():
-    from pipeline import jobs
-
-    job = jobs.new_job(7, "run-1", "t", 2.0, 1.0, "batch-1", 1_700_000_000.0)
-    assert job["version"] == jobs.VERSION
-    assert set(job) == {
-        "version",
-        "function_id",
-        "run_id",
-        "batch_id",
-        "queued_at",
-        "expression",
-        "interval",
-        "dt",
-        "trace",
-    }
-    assert set(job) | {"points", "end", "png", "error", "superseded"} == set(jobs.Job.__annotations__)
-
-
 def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cause(monkeypatch):
     import time
 
@@ -218,6 +199,43 @@ def test_datagen_busy_is_transient_and_carries_its_retry_after(monkeypatch):
         with pytest.raises(TransientFailure) as failure:
             clients.fetch_points("t", 50.0, 0.001, 700)
         assert failure.value.retry_after is None
+
+
+def _in_seconds(seconds: float) -> str:
+    """An HTTP date ``seconds`` from now."""
+    import datetime
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "low", "high"),
+    [
+        ("2", 2.0, 2.0),
+        (" 7 ", 7.0, 7.0),
+        ("0", 0.0, 0.0),
+        (30.0, 25.0, 30.0),  # an HTTP date 30 s from now (made when the test runs)
+        (-300.0, 0.0, 0.0),  # a date past: no wait
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, 0.0),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header, low, high):
+    from pipeline import clients
+
+    value = _in_seconds(header) if isinstance(header, float) else header
+    assert low <= clients.retry_after(_response(503, {}, {"Retry-After": value})) <= high
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["soon", "", "1.5", "-3", "2 s", "9" * 5000, "Mon, 01 Jan 99999999999 00:00:00 GMT", "Mon, 99 Foo"],
+)
+def test_retry_after_garbage_is_no_wait_of_its_own(header):
+    from pipeline import clients
+
+    assert clients.retry_after(_response(503, {}, {"Retry-After": header})) is None
+    assert clients.retry_after(_response(503, {}, {})) is None
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(5.0, 5.0), (500.0, 30.0), (None, None)])

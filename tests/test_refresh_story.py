@@ -5,6 +5,7 @@ import io
 import time
 import uuid
 
+import celery
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -234,6 +235,34 @@ def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(s
     assert row.result_run is None and row.state == Function.State.QUEUED  # nothing stored for it
 
 
+@pytest.mark.parametrize("first", ["points", "render", "persist"])
+def test_a_job_sent_by_another_release_is_failed_readably_by_each_stage(stack, first):
+    """Each stage (on its real worker) refuses a job of another version and names both versions.
+
+    The job carries what the stage needs (points for render, a PNG for persist),
+    so a stage that did not check the version would store a chart instead."""
+    (row,) = make_rows(1)
+    run = str(uuid.uuid4())
+    Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED)
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    end = time.time()
+    job = {
+        **jobs.new_job(row.pk, run, row.expression, row.interval, row.dt),
+        "version": jobs.VERSION + 1,
+        "points": [[end - 3600.0, 1.0], [end, 2.0]],
+        "end": end,
+        "png": base64.b64encode(png.getvalue()).decode(),
+    }
+    start = ["points", "render", "persist"].index(first)
+    links = list(canvas.refresh_chain(job).tasks)[start:]  # the chain the admin sends, from that stage on
+    links[0] = links[0].replace(args=(job,))
+    celery.chain(*links).apply_async()
+    (settled,) = wait_for_runs([row.pk], 60)
+    assert settled.state == Function.State.FAILED and settled.chart is None
+    assert settled.error == f'Stage "{first}" failed: job version {jobs.VERSION + 1} is not {jobs.VERSION}'
+
+
 def test_two_overlapping_batches_count_every_run_once(stack):
     rows = make_rows(8)
     services.refresh_functions(rows)
@@ -259,6 +288,40 @@ def test_the_sweep_never_replaces_a_result_that_landed_after_it_looked(stack):
     stored.refresh_from_db()
     assert_chart(stored)
     assert stored.error == ""
+
+
+def test_runs_that_could_not_be_sent_fail_in_one_update_and_a_newer_run_is_untouched():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = make_rows(4)
+    runs = [str(uuid.uuid4()) for _ in rows]
+    queued_at = time.time()
+    for row, run in zip(rows, runs, strict=True):
+        Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED)
+    batch = uuid.uuid4().hex
+    status.start_runs([(row.pk, run, queued_at) for row, run in zip(rows, runs, strict=True)], batch)
+    newer = str(uuid.uuid4())  # row 2 was refreshed again before the failure was stored
+    Function.objects.filter(pk=rows[2].pk).update(run_id=newer)
+    status.start_runs([(rows[2].pk, newer, queued_at + 1)], None)
+    Function.objects.filter(pk=rows[3].pk).update(state=Function.State.DONE, result_run=runs[3])  # already stored
+
+    reason = "The refresh could not be sent: the message broker did not take the work."
+    with CaptureQueriesContext(connection) as queries:
+        failed = services.fail_runs([(row.pk, run, batch) for row, run in zip(rows, runs, strict=True)], reason)
+    assert failed == 2
+    assert sum(q["sql"].startswith("UPDATE") for q in queries) == 1  # one for every row
+    for row, run in zip(rows[:2], runs[:2], strict=True):
+        row.refresh_from_db()
+        assert (row.state, row.error, str(row.result_run)) == (Function.State.FAILED, reason, run)
+        assert row.processed_at is not None and row.chart is None
+    untouched = Function.objects.get(pk=rows[2].pk)
+    assert (untouched.state, str(untouched.run_id), untouched.error) == (Function.State.QUEUED, newer, "")
+    assert Function.objects.get(pk=rows[3].pk).state == Function.State.DONE
+    live = status.row_statuses([row.pk for row in rows])
+    assert [live[row.pk].stage for row in rows[:3]] == [status.FAILED, status.FAILED, status.QUEUED]
+    (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
+    assert (progress.failed, progress.done, progress.total) == (2, 0, 4)
 
 
 def test_at_most_add_wait_concurrency_adds_wait_at_once():

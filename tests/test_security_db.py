@@ -6,6 +6,9 @@ The role (DATAGEN_POSTGRES_USER, one per TEST_SLOT here) is created by
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 
 import psycopg2
@@ -104,6 +107,41 @@ def test_the_bootstrap_is_idempotent_and_refuses_to_demote_a_superuser(db, monke
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         assert cursor.fetchone()[0] is True
+
+
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether a stored SCRAM-SHA-256 verifier derives from ``password`` (RFC 5802, 7677)."""
+    scheme, iterations_salt, keys = verifier.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key, server_key = (base64.b64decode(key) for key in keys.split(":"))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return (
+        scheme == "SCRAM-SHA-256"
+        and hashlib.sha256(client_key).digest() == stored_key
+        and hmac.new(salted, b"Server Key", "sha256").digest() == server_key
+    )
+
+
+def test_a_role_gets_its_password_as_a_scram_verifier_and_its_name_as_an_identifier(db, monkeypatch):
+    """The bootstrap's shared create-or-alter step; the test's transaction takes the role away again."""
+    name = ROLE + '"; DROP ROLE postgres; --'
+    monkeypatch.setenv("DATAGEN_POSTGRES_USER", name)
+    monkeypatch.setenv("DATAGEN_POSTGRES_PASSWORD", "a password for the test")
+    call_command("ensure_datagen_role")
+    call_command("ensure_datagen_role")  # an existing role is altered, not created again
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolpassword, rolsuper, rolinherit, rolconnlimit, has_database_privilege(rolname, "
+            "current_database(), 'CONNECT') FROM pg_authid WHERE rolname = %s",
+            [name],
+        )
+        verifier, superuser, inherit, limit, can_connect = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'")
+        assert cursor.fetchone()[0] == 1
+    assert scram_matches(verifier, "a password for the test")
+    assert not scram_matches(verifier, "another password")
+    assert (superuser, inherit, limit, can_connect) == (False, False, 20, True)
 
 
 @pytest.mark.stack

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, Func, UUIDField
+from django.db.models import DateTimeField, F, Func, UUIDField
 from django.utils import timezone
 
 from functions.models import Function
@@ -119,8 +119,7 @@ def send_runs(to_send: list[jobs.Job]) -> None:
     except canvas.SendFailed as exc:
         log.error("%d runs not sent: %s", len(to_send), exc)
         reason = f"The refresh could not be sent: {exc}. Run Refresh again when the broker is back."
-        for job in to_send:
-            fail_run(job["function_id"], job["run_id"], job["batch_id"], reason)
+        fail_runs(((job["function_id"], job["run_id"], job["batch_id"]) for job in to_send), reason)
 
 
 def refresh_functions(functions: Iterable[Function]) -> int:
@@ -170,19 +169,45 @@ def store_result(job: dict[str, Any]) -> bool:
 
 def fail_run(function_id: int, run_id: str, batch_id: str | None, reason: str) -> bool:
     """Store ``reason`` as the outcome of run ``run_id`` if it is still queued and the row's latest."""
-    failed = Function.objects.filter(pk=function_id, run_id=run_id, state=Function.State.QUEUED).update(
-        state=Function.State.FAILED,
-        error=reason,
-        chart=None,
-        processed_at=timezone.now(),
-        result_run=run_id,
-    )
-    if failed:
-        try:
-            status.finish(function_id, run_id, batch_id, status.FAILED)
-        except redis.RedisError as exc:
-            log.warning("run %s: could not count the failure in its batch: %s", run_id, exc)
-    return bool(failed)
+    return fail_runs([(function_id, run_id, batch_id)], reason) == 1
+
+
+def fail_runs(runs: Iterable[tuple[int, str, str | None]], reason: str) -> int:
+    """Store ``reason`` as the outcome of each run ``(function id, run id, batch id)`` that is
+    still queued and its row's latest; returns how many were failed.
+
+    One UPDATE for all of them (after one SELECT … FOR UPDATE that says which rows
+    it fails), and one Redis pipeline to count them in their batches. A row whose
+    run id is no longer the given one (a newer run took it) or that is no longer
+    queued (its result landed) is left alone: run ids are drawn per row by
+    PostgreSQL (``gen_random_uuid``), so a row matches only its own run.
+    """
+    batches = {str(run_id): (function_id, batch_id) for function_id, run_id, batch_id in runs}
+    if not batches:
+        return 0
+    with transaction.atomic():
+        # Locked until the UPDATE commits: what is counted below is exactly what it failed.
+        failed = list(
+            Function.objects.select_for_update()
+            .filter(
+                pk__in={function_id for function_id, _ in batches.values()},
+                run_id__in=list(batches),
+                state=Function.State.QUEUED,
+            )
+            .values_list("pk", "run_id")
+        )
+        Function.objects.filter(pk__in=[pk for pk, _ in failed]).update(
+            state=Function.State.FAILED,
+            error=reason,
+            chart=None,
+            processed_at=timezone.now(),
+            result_run=F("run_id"),
+        )
+    try:
+        status.finish_many(((pk, str(run), batches[str(run)][1]) for pk, run in failed), status.FAILED)
+    except redis.RedisError as exc:
+        log.warning("%d failed runs could not be counted in their batches: %s", len(failed), exc)
+    return len(failed)
 
 
 def fail_stalled_runs() -> int:

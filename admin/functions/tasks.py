@@ -8,10 +8,9 @@ from django.db import InterfaceError, OperationalError
 from redis import RedisError
 
 from functions import services
-from pipeline import jobs, settings, status
+from pipeline import jobs, status
 from pipeline.celery import PERSIST_TASK, SWEEP_TASK, StageTask, app
-from pipeline.errors import TransientFailure
-from pipeline.tasks import delivery_key, park
+from pipeline.tasks import enter_stage
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +25,13 @@ class PersistGaveUp(Exception):
     base=StageTask,
     # PostgreSQL (or Redis, for the batch's counter) away for a moment: the pipeline's
     # one retry policy, rather than drop the result.
-    autoretry_for=(TransientFailure, OperationalError, InterfaceError, RedisError),
+    autoretry_for=(OperationalError, InterfaceError, RedisError),
 )
 def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     """Stage 3: store the chart or the error text, and the processing date."""
     run, function_id = job["run_id"], job["function_id"]
-    if job.get("version") != jobs.VERSION:
-        job = {**job, "error": job.get("error") or f"job version {job.get('version')!r} is not {jobs.VERSION}"}
-    began = status.begin(
-        function_id, run, job.get("queued_at", 0), job.get("batch_id"), status.LIVE_STAGE["persist"], delivery_key(self)
-    )
-    if began.superseded:
-        job = {**job, "superseded": True}
-    elif began.deliveries > settings.MAX_DELIVERIES and not job.get("error"):
-        job = {**job, "error": f'Stage "persist" failed: {park(self, "persist", job, began.deliveries)}'}
+    # Any outcome is stored, an earlier stage's error too: persist always enters.
+    job = enter_stage(self, "persist", job)  # type: ignore[arg-type]
     job = jobs.with_trace(job, "persist", jobs.trace_entry(self.request, time.time()))  # type: ignore[arg-type]
     try:
         stored = services.store_result(job)

@@ -1,8 +1,8 @@
 """Error bodies: every error is ``{"errors": [{"field", "code", "message", ["position"]}]}``.
 
 :func:`exception_handler` (DRF's ``EXCEPTION_HANDLER``) is the one place where an
-exception becomes an answer: serializer errors (400), DRF's own (415, 405, 413, 400
-for bad JSON), the busy limit (503 with Retry-After), and PostgreSQL's errors
+exception becomes an answer: serializer errors (400), a body over the limit (413),
+DRF's own (415, 405, 400 for bad JSON), the busy limit (503 with Retry-After), and PostgreSQL's errors
 (422 math, 504 timeout, 503 unavailable). The JSON handlers at the end answer what
 never reaches a view (404, and 500 for a bug: a JSON body, never Django's page).
 """
@@ -86,7 +86,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"body": exc.detail}
         return Response({"errors": validation_errors(detail)}, status=400)
-    if isinstance(exc, RequestDataTooBig):  # Django's own check of Content-Length, when DRF reads the body
+    # Django's own check of Content-Length against DATA_UPLOAD_MAX_MEMORY_SIZE: DRF's JSON
+    # parsing reads request.body, so a body over it is refused before a byte of it is read.
+    if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response({"errors": [error("body", "too_large", f"the body is larger than {limit} bytes")]}, status=413)
     if isinstance(exc, Busy):
@@ -105,12 +107,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                 break
         detail = exc.detail
         message = str(detail) if not isinstance(detail, list | dict) else str(exc)
-        headers = {}
-        if isinstance(exc, drf_exceptions.MethodNotAllowed):
-            view = context.get("view")
-            if view is not None:
-                headers["Allow"] = ", ".join(view.allowed_methods)
-        return Response({"errors": [error(field, code, message)]}, status=exc.status_code, headers=headers)
+        # A 405's Allow header is DRF's own (APIView.finalize_response sets it on every answer).
+        return Response({"errors": [error(field, code, message)]}, status=exc.status_code)
     return None  # anything else is a bug in this service: handler500 answers
 
 

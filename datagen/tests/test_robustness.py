@@ -296,6 +296,36 @@ def gunicorn_url(transactional_db: None):
         proc.wait(30)
 
 
+def test_over_the_wire_allow_is_sent_once_and_a_big_body_is_413(gunicorn_url: str) -> None:
+    """Through gunicorn as deployed: DRF's own Allow header on a 405, sent once; a body four
+    times DATA_UPLOAD_MAX_MEMORY_SIZE refused by Django's own limit (RequestDataTooBig) before
+    it is read; the same body chunked (no Content-Length) is still no 5xx."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(gunicorn_url)
+    for path in ("/api/v1/points", "/api/v1/validate"):
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            assert r.status == 405
+            assert r.headers.get_all("Allow") == ["POST, OPTIONS"]
+            assert [e["code"] for e in json.loads(r.read())["errors"]] == ["method_not_allowed"]
+        finally:
+            conn.close()
+    body = json.dumps({**GOOD, "expression": "t" * (256 * 1024)})
+    for path in ("/api/v1/points", "/api/v1/validate"):
+        r = requests.post(gunicorn_url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 413, r.content[:500]
+        assert r.json()["errors"] == [
+            {"field": "body", "code": "too_large", "message": "the body is larger than 65536 bytes"}
+        ]
+        chunks = (body[i : i + 8192].encode() for i in range(0, len(body), 8192))
+        r = requests.post(gunicorn_url + path, data=chunks, headers={"Content-Type": "application/json"}, timeout=30)
+        assert 400 <= r.status_code < 500 and r.json()["errors"], r.content[:500]
+
+
 def test_validate_answers_while_heavy_series_run_and_the_excess_is_503(gunicorn_url: str) -> None:
     # about 10 million samples each (about 2 s of PostgreSQL); one heavy slot, three workers.
     heavy = {"expression": "t + 2/t", "interval": 6944, "dt": 1 / 60, "end": END, "width": 1000}

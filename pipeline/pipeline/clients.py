@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from pipeline import settings
 from pipeline.errors import StageFailure, TransientFailure
@@ -23,6 +23,8 @@ session = requests.Session()
 # from the environment applies, and not looking them up on every request saves
 # about a tenth of the render stage's CPU.
 session.trust_env = False
+# Only its Retry-After parser is used (its own cap, 6 hours, is far above the retry policy's).
+_RETRY_AFTER = Retry()
 
 
 def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
@@ -35,19 +37,16 @@ def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
 
 
 def retry_after(response: requests.Response) -> float | None:
-    """The seconds of a ``Retry-After`` header (delta-seconds or an HTTP date), None without a usable one."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
+    """The seconds of a ``Retry-After`` header (delta-seconds or an HTTP date; a date
+    past is 0), None without a usable one. Parsed by urllib3 (requests' own transport);
+    the retry policy caps the wait (:meth:`pipeline.celery.StageTask.retry`)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
         return None
-    if value.isdigit():
-        return float(value)
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return float(_RETRY_AFTER.parse_retry_after(value))
+    except (InvalidHeader, ValueError, OverflowError):  # garbage, too many digits, a year out of range
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def json_or_none(response: requests.Response) -> Any:

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import redis
 from redis.commands.core import Script
@@ -207,15 +208,28 @@ def note(function_id: int, run_id: str, text: str) -> None:
         log.warning("run %s: could not record a note on row %s: %s", run_id, function_id, exc)
 
 
+def _finish_call(function_id: int, run_id: str, batch_id: str | None, outcome: str) -> dict[str, list[Any]]:
+    batch = batch_id or ""
+    return {
+        "keys": [_row_key(function_id), f"fd:batch:{batch}:finished", _batch_key(batch)],
+        "args": [run_id, "" if outcome == SUPERSEDED else outcome, time.time(), settings.STATUS_TTL, batch, outcome],
+    }
+
+
 def finish(function_id: int, run_id: str, batch_id: str | None, outcome: str) -> None:
     """Record a run's end (``done``, ``failed`` or ``superseded``): the row's final
     stage (not for superseded runs) and, once, the batch's counter. Raises
     redis.RedisError (persist retries it: the batch must count every run)."""
-    batch = batch_id or ""
-    _script(_FINISH)(
-        keys=[_row_key(function_id), f"fd:batch:{batch}:finished", _batch_key(batch)],
-        args=[run_id, "" if outcome == SUPERSEDED else outcome, time.time(), settings.STATUS_TTL, batch, outcome],
-    )
+    _script(_FINISH)(**_finish_call(function_id, run_id, batch_id, outcome))
+
+
+def finish_many(runs: Iterable[tuple[int, str, str | None]], outcome: str) -> None:
+    """:func:`finish` for many runs ``(function id, run id, batch id)`` that ended alike,
+    in one pipeline (redis-py checks the script is loaded first). Raises redis.RedisError."""
+    pipe = client().pipeline(transaction=False)
+    for function_id, run_id, batch_id in runs:
+        _script(_FINISH)(**_finish_call(function_id, run_id, batch_id, outcome), client=pipe)
+    pipe.execute()
 
 
 def row_statuses(function_ids: Iterable[int]) -> dict[int, RowStatus]:

@@ -1,4 +1,5 @@
-"""The points and render stages (the persist stage is the admin's, see pipeline.celery).
+"""The points and render stages (the persist stage is the admin's, see pipeline.celery),
+and :func:`enter_stage`, the start all three share.
 
 A job (:class:`pipeline.jobs.Job`) travels down the chain; each stage adds its
 output and a trace entry. A stage never raises for a failure: it retries
@@ -63,13 +64,18 @@ def park(task: Any, stage: str, job: dict[str, Any], deliveries: int) -> str:
     )
 
 
-def run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> Job:
-    """Run stage ``stage`` (points, render) of ``job`` with the pipeline's retry and failure rules."""
+def enter_stage(task: StageTask, stage: str, job: Job) -> Job:
+    """The start of every stage (points, render, persist), in one place.
+
+    Returns ``job`` to work on, or with ``error`` set when the stage must not do
+    its work (the message was sent by another release, or it is a poison message:
+    its worker died ``PIPELINE_MAX_DELIVERIES`` times, so it is parked), or with
+    ``superseded`` set (a newer run owns the row). Records the live stage and
+    counts the message's delivery in Redis (without Redis the work goes on).
+    """
     if job.get("version") != jobs.VERSION:  # sent by another release: fail the row, readably
         version = f"job version {job.get('version')!r} is not {jobs.VERSION}"
         return jobs.Job(**{**job, "error": job.get("error") or f'Stage "{stage}" failed: {version}'})  # type: ignore[typeddict-item]
-    if job.get("error") or job.get("superseded"):
-        return job  # an earlier stage failed or the run is superseded: carry it to persist
     run = job["run_id"]
     began = status.begin(
         job["function_id"], run, job["queued_at"], job["batch_id"], status.LIVE_STAGE[stage], delivery_key(task)
@@ -77,12 +83,27 @@ def run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job])
     if began.superseded:
         log.info("run %s: superseded by a newer run of row %s, %s skipped", run, job["function_id"], stage)
         return jobs.Job(**{**job, "superseded": True})  # type: ignore[typeddict-item]
+    if began.deliveries > settings.MAX_DELIVERIES and not job.get("error"):
+        reason = park(task, stage, job, began.deliveries)
+        return jobs.Job(**{**job, "error": f'Stage "{stage}" failed: {reason}'})  # type: ignore[typeddict-item]
+    return job
+
+
+def run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> Job:
+    """Run stage ``stage`` (points, render) of ``job`` with the pipeline's retry and failure rules."""
+    if job.get("error") or job.get("superseded"):
+        return job  # an earlier stage failed or the run is superseded: carry it to persist
     started_at = time.time()
     started = time.monotonic()
+    entered = enter_stage(task, stage, job)
+    if entered.get("superseded"):
+        return entered
+    if entered.get("error"):  # another version, or parked
+        log.warning("run %s: %s", job.get("run_id"), entered["error"])
+        return jobs.with_trace(entered, stage, jobs.trace_entry(task.request, started_at, time.monotonic() - started))
+    run = job["run_id"]
     extra: dict[str, Any] = {}
     try:
-        if began.deliveries > settings.MAX_DELIVERIES:
-            raise StageFailure(park(task, stage, job, began.deliveries))
         result = work(job)
         extra = result.pop("stage_info", {})  # type: ignore[typeddict-item]
     except TransientFailure as exc:

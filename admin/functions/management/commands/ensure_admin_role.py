@@ -26,7 +26,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg2 import sql
 from pydantic import Field
 
-from functions.management.commands.ensure_datagen_role import scram_verifier
+from functions.management.roles import ensure_login_role
 from pipeline.settings import EnvSettings, load
 
 
@@ -48,22 +48,10 @@ def ensure_admin_role(using: str = DEFAULT_DB_ALIAS) -> str | None:
         return None
     role = sql.Identifier(name)
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT current_user, current_database()")
-        current_user, database = cursor.fetchone()
-        if name == current_user:
+        cursor.execute("SELECT current_user")
+        if name == cursor.fetchone()[0]:
             return name  # already connected as it: nothing to hand over
-        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [name])
-        row = cursor.fetchone()
-        if row is not None and row[0]:
-            raise CommandError(f"ADMIN_POSTGRES_USER ({name!r}) names a superuser role; give the admin its own role")
-        if row is None:
-            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-        cursor.execute(
-            sql.SQL(
-                "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
-            ).format(role, sql.Literal(scram_verifier(password)) if password else sql.SQL("NULL"))
-        )
-        cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role))
+        ensure_login_role(cursor.cursor, name, password, variable="ADMIN_POSTGRES_USER", owner="the admin")
         cursor.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(role))
         cursor.execute(
             "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

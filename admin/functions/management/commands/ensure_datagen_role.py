@@ -28,34 +28,15 @@ text, so it cannot appear in PostgreSQL's statement log.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg2 import sql
 from pydantic import Field
 
+from functions.management.roles import ensure_login_role
 from pipeline.settings import EnvSettings, load
 
 DEFAULT_ROLE = "datagen"
-SCRAM_ITERATIONS = 4096
-
-
-def scram_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677)."""
-    salt = salt or os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(value: bytes) -> str:
-        return base64.b64encode(value).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 class DatagenRoleEnv(EnvSettings):
@@ -83,33 +64,19 @@ def ensure_datagen_role(using: str = DEFAULT_DB_ALIAS) -> str:
     wanted = datagen_role_settings()
     name = str(wanted["name"])
     role = sql.Identifier(name)
-    password = str(wanted["password"])
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_user, current_database()")
-        current_user, database = cursor.fetchone()
-        if name == current_user:
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        if name == cursor.fetchone()[0]:
             raise CommandError(
                 f"DATAGEN_POSTGRES_USER ({name!r}) is the admin's own role: give datagen a role of its own"
             )
-        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [name])
-        row = cursor.fetchone()
-        if row is not None and row[0]:
-            raise CommandError(
-                f"DATAGEN_POSTGRES_USER ({name!r}) names a superuser role; refusing to change it: "
-                "give datagen a dedicated role"
-            )
-        if row is None:
-            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-        cursor.execute(
-            sql.SQL(
-                "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION "
-                "NOBYPASSRLS CONNECTION LIMIT {} PASSWORD {}"
-            ).format(
-                role,
-                sql.Literal(wanted["connection_limit"]),
-                sql.Literal(scram_verifier(password)) if password else sql.SQL("NULL"),
-            )
+        ensure_login_role(
+            cursor.cursor,
+            name,
+            str(wanted["password"]),
+            variable="DATAGEN_POSTGRES_USER",
+            owner="datagen",
+            options=sql.SQL("NOINHERIT CONNECTION LIMIT {}").format(sql.Literal(wanted["connection_limit"])),
         )
         cursor.execute(
             sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
@@ -125,8 +92,7 @@ def ensure_datagen_role(using: str = DEFAULT_DB_ALIAS) -> str:
         )
         for (group,) in cursor.fetchall():
             cursor.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
-        # This database: connect, nothing else (tables are the admin's).
-        cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role))
+        # This database: connect (granted above), nothing else (tables are the admin's).
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'")
         for (schema,) in cursor.fetchall():
             ident = sql.Identifier(schema)
