@@ -102,12 +102,17 @@ def settle(pks: list[int], timeout: float) -> list[Function]:
     return list(rows.defer("chart"))
 
 
-def exporter_alone(rows: list[Function], urls: list[str], clients_count: int) -> float:
-    """Charts per second of the export servers fed directly with the rows' chart requests."""
+def chart_requests(rows: list[Function]) -> list[dict]:
+    """The rows' chart requests, as the render stage sends them (built once, before any timing)."""
     payloads = []
     for row in rows:
         body = clients.fetch_points(row.expression, row.interval, row.dt, plot_width(settings.CHART_WIDTH))
         payloads.append(chart_options(row.expression, body["points"], row.dt, row.interval))
+    return payloads
+
+
+def exporter_alone(payloads: list[dict], urls: list[str], clients_count: int) -> float:
+    """Charts per second of the export servers fed directly with these chart requests."""
 
     def worker(k: int) -> int:
         count = 0
@@ -120,7 +125,7 @@ def exporter_alone(rows: list[Function], urls: list[str], clients_count: int) ->
     with ThreadPoolExecutor(clients_count) as pool:
         rendered = sum(pool.map(worker, range(clients_count)))
     elapsed = time.perf_counter() - started
-    assert rendered == len(rows)
+    assert rendered == len(payloads)
     return rendered / elapsed
 
 
@@ -445,7 +450,8 @@ def main() -> int:
         print(f"capacity: {exporters} export servers (one page each), {render_processes} render processes")
         print(f"chart: {settings.CHART_WIDTH}x{settings.CHART_HEIGHT} PNG, {args.rows} rows")
         # The export servers' own best: one client per server, and two per server.
-        alone_runs = {n: exporter_alone(rows, stack.exporter_urls, n) for n in (exporters, 2 * exporters)}
+        payloads = chart_requests(rows)
+        alone_runs = {n: exporter_alone(payloads, stack.exporter_urls, n) for n in (exporters, 2 * exporters)}
         for n, rate in alone_runs.items():
             print(f"export server alone, {n} clients: {rate:6.2f} charts/s")
         cpu = Meter(stack)
@@ -453,7 +459,7 @@ def main() -> int:
         through, failed = cpu.measure(lambda: pipeline_refresh(rows))
         bulk_finished = time.time()
         pipeline_cpu, pipeline_busy = cpu.per_chart(len(rows)), cpu.busy
-        alone_runs["again"] = cpu.measure(lambda: exporter_alone(rows, stack.exporter_urls, 2 * exporters))
+        alone_runs["again"] = cpu.measure(lambda: exporter_alone(payloads, stack.exporter_urls, 2 * exporters))
         alone_cpu, alone_busy = cpu.per_chart(len(rows)), cpu.busy
         print(f"export server alone again, {2 * exporters} clients: {alone_runs['again']:6.2f} charts/s")
         alone = max(alone_runs.values())  # the export servers' best run is the yardstick
@@ -613,11 +619,17 @@ class Meter:
         return {role: seconds / charts for role, seconds in self.roles.items()}
 
 
-def render_processes_for(instances: int) -> int:
-    """Render concurrency for this many export servers: deploy/sizing's rule (make dev's and compose's)."""
-    env = {**os.environ, "EXPORTER_INSTANCES": str(instances), "RENDER_CONCURRENCY": ""}
+def sizing(**given: str) -> dict[str, int]:
+    """deploy/sizing's answer (make dev's and compose's rule) on this machine; ``given``
+    are its inputs (e.g. EXPORTER_INSTANCES), the others it computes."""
+    env = {**os.environ, "EXPORTER_INSTANCES": "", "RENDER_CONCURRENCY": "", **given}
     out = subprocess.run([str(ROOT / "deploy" / "sizing")], env=env, capture_output=True, text=True, check=True)
-    return int(dict(line.split("=", 1) for line in out.stdout.split())["RENDER_CONCURRENCY"])
+    return {name: int(value) for name, value in (line.split("=", 1) for line in out.stdout.split())}
+
+
+def render_processes_for(instances: int) -> int:
+    """Render concurrency for this many export servers, by deploy/sizing's rule."""
+    return sizing(EXPORTER_INSTANCES=str(instances))["RENDER_CONCURRENCY"]
 
 
 def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
@@ -628,6 +640,7 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
         f"  {'servers':>7} {'render procs':>12} {'alone ch/s':>10} {'alone CPU':>10} {'pipeline ch/s':>13}"
         f" {'CPU busy':>8} {'ratio':>6} {'ceiling':>7} {'failed':>6} {'idle':>6} {'in flight':>9}"
     )
+    default = sizing()["EXPORTER_INSTANCES"]
     for count in counts:
         urls = ",".join(f"http://127.0.0.1:{PORT_BASE + 10 + k}" for k in range(1, count + 1))
         processes = render_processes_for(count)
@@ -645,7 +658,8 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
             )
             pipeline_refresh(rows[: 2 * processes])  # warm up every process and page
             cpu = Meter(stack)
-            alone = max(exporter_alone(rows, stack.exporter_urls, n) for n in (count, processes))
+            payloads = chart_requests(rows)
+            alone = max(exporter_alone(payloads, stack.exporter_urls, n) for n in (count, processes))
             started = time.time()
             through, failed = cpu.measure(lambda: pipeline_refresh(rows))  # noqa: B023
             finished = time.time()
@@ -653,11 +667,12 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
             timeline = render_timeline([r.pk for r in rows])
             idle = [1 - busy_seconds(iv, started, finished) / (finished - started) for iv in timeline.values()]
             flight = [mean_depth(iv, started, finished) for iv in timeline.values()]
-            alone = max(alone, cpu.measure(lambda: exporter_alone(rows, stack.exporter_urls, processes)))  # noqa: B023
+            alone = max(alone, cpu.measure(lambda: exporter_alone(payloads, stack.exporter_urls, processes)))  # noqa: B023
             print(
                 f"  {count:7d} {processes:12d} {alone:10.2f} {cpu.busy:10.0%} {through:13.2f} {busy:8.0%}"
                 f" {through / alone:6.2f} {ceiling(cpu.per_chart(len(rows)), pipeline_cpu):7.2f}"
-                f" {failed:6d} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}",
+                f" {failed:6d} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}"
+                + ("   <- the default here (deploy/sizing)" if count == default else ""),
                 flush=True,
             )
         finally:
