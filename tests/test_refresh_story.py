@@ -8,6 +8,7 @@ import uuid
 import celery
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 from PIL import Image
 
@@ -76,6 +77,23 @@ def test_a_batch_of_fifty_rows_ends_with_fifty_new_images_and_dates(stack):
     for row in second:
         assert_chart(row)
         assert row.processed_at > first_dates[row.pk]
+
+
+def test_the_persist_worker_keeps_its_database_connection_from_chart_to_chart(stack):
+    """The persist worker reuses its PostgreSQL connection (CONN_MAX_AGE) instead of
+    opening one, a new server process, per chart: Celery's Django fixup alone closes it
+    after every task, so none would be left once the batch is stored."""
+    rows = make_rows(20)
+    services.refresh_functions(rows)
+    settled = wait_for_runs([r.pk for r in rows], 120)
+    last_persist = max(r.trace["persist"]["started"] for r in settled)
+    with connection.cursor() as cur:  # the admin's role; datagen has its own
+        cur.execute(
+            "SELECT extract(epoch FROM backend_start)::float8 FROM pg_stat_activity "
+            "WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()"
+        )
+        opened = [start for (start,) in cur.fetchall()]
+    assert any(start < last_persist for start in opened), f"no persist connection outlived its task: {opened}"
 
 
 def _persist(job: dict) -> dict:
