@@ -228,7 +228,8 @@ def test_an_edit_racing_a_refresh_never_clobbers_the_stored_result_or_the_newer_
     (final,) = wait_for_runs([row.pk], 60)
     assert final.expression == "sin(t) + 1"
     assert_chart(final)
-    assert services.update_function(row.pk, expression=" sin(t) + 1 ").run_id == final.run_id  # no change, no run
+    assert services.update_function(row.pk, expression=" sin(t) + 1 ") == []  # no change, no run
+    assert Function.objects.get(pk=row.pk).run_id == final.run_id
 
 
 def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(stack):

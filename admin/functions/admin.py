@@ -255,13 +255,31 @@ class FunctionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            # Only the changed fields, under a row lock: never the run or result loaded with the form.
-            edited = {name: getattr(obj, name) for name in form.changed_data if name in services.EDITABLE_FIELDS}
-            services.update_function(obj.pk, **edited)
+            # What the form now says, compared with the row under its lock (not the form's
+            # changed_data: picking another preset changes the preset field, not the text box),
+            # never the run or result loaded with the form.
+            edited = {name: form.cleaned_data[name] for name in services.EDITABLE_FIELDS if name in form.cleaned_data}
+            obj.edited_fields = services.update_function(obj.pk, **edited)
+            obj.refresh_from_db()
         else:
             created = services.create_function(expression=obj.expression, dt=obj.dt, interval=obj.interval)
             obj.pk = created.pk
             obj.refresh_from_db()  # the saved row, as the database has it (run id, state)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The history names the fields that really changed (the preset picker is not one).
+        if add:
+            return super().construct_change_message(request, form, formsets, add)
+        return [{"changed": {"fields": list(getattr(form.instance, "edited_fields", []))}}]
+
+    def response_change(self, request, obj):
+        # "changed successfully" only when something changed; saving an unchanged form says so.
+        if getattr(obj, "edited_fields", None) == [] and "_continue" not in request.POST:
+            self.message_user(
+                request, _("Nothing changed in “%(function)s”: no new chart.") % {"function": obj}, messages.INFO
+            )
+            return self.response_post_save_change(request, obj)
+        return super().response_change(request, obj)
 
     def response_add(self, request, obj, post_url_continue=None):
         # The add view runs in a transaction; the row's chain is sent when it

@@ -39,12 +39,13 @@ def create_function(*, expression: str, dt: float, interval: float) -> Function:
     return function
 
 
-def update_function(pk: int, **changes: Any) -> Function:
-    """Save an edit: only the changed fields, under a row lock.
+def update_function(pk: int, **changes: Any) -> list[str]:
+    """Save an edit: the fields whose value differs from the row's, under a row lock.
 
     The run id, state and stored result are neither read before the lock nor
     written back, so an edit never clobbers a result persisted meanwhile or a
-    newer run. A change of what the chart shows queues a new chart.
+    newer run. A change of what the chart shows queues a new chart. Returns the
+    names of the fields that changed (empty: nothing was written).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
@@ -57,11 +58,11 @@ def update_function(pk: int, **changes: Any) -> Function:
         for name in changed:
             setattr(function, name, changes[name])
         if not changed:
-            return function
+            return []
         function.full_clean()
         function.save(update_fields=changed)
         queue_refresh([function], batch=False)
-    return function
+    return changed
 
 
 def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | None:

@@ -184,7 +184,9 @@ def _render(job: Job) -> Job:
     with exporter_lease(request.hostname or "", request.retries) as url:
         png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
     result: dict[str, Any] = {key: value for key, value in job.items() if key != "points"}
-    result["stage_info"] = {"exporter": url}
+    # What the image shows, as it was drawn (tests and people check a chart against its row with it).
+    drawn = {"expression": job["expression"], "dt": job["dt"], "interval": job["interval"]}
+    result["stage_info"] = {"exporter": url, "drawn": drawn}
     result["png"] = base64.b64encode(png).decode("ascii")
     return result  # type: ignore[return-value]
 
