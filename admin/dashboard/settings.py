@@ -28,7 +28,10 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | DJANGO_LOGIN_COOLOFF_MINUTES| 15                          | how long a lockout lasts |
 | ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
 | ADD_WAIT_CONCURRENCY        | 4                           | Adds per process that wait at once for their chart |
-| STALLED_AFTER_SECONDS       | 600                         | a run with no progress for this long is marked failed |
+| STALLED_AFTER_SECONDS       | 600                         | a sent run quiet this long is sent again |
+| RESEND_UNSENT_AFTER_SECONDS | 30                          | an unsent run is sent by the sweep after this |
+| MAX_SENDS                   | 3                           | sends of a run without outcome before it fails |
+| SWEEP_LIMIT                 | 5000                        | runs one sweep sends or fails at most |
 | LOG_LEVEL                   | INFO                        | level of the admin's log (stderr) |
 
 The table is checked against :class:`AdminEnv` by ``tests/test_settings.py``. The
@@ -72,7 +75,14 @@ class AdminEnv(EnvSettings):
     django_login_cooloff_minutes: float = Field(15.0, gt=0, description="how long a lockout lasts")
     add_wait_seconds: float = Field(20.0, ge=0, description="after Add, how long the admin waits for the chart")
     add_wait_concurrency: int = Field(4, ge=0, description="Adds per process that wait at once for their chart")
-    stalled_after_seconds: float = Field(600.0, gt=0, description="a run with no progress this long is failed")
+    stalled_after_seconds: float = Field(
+        600.0, gt=0, description="a sent run with no stage heard of this long is sent again (failed after MAX_SENDS)"
+    )
+    resend_unsent_after_seconds: float = Field(
+        30.0, gt=0, description="a run not sent this long after it was queued is sent by the sweep"
+    )
+    max_sends: int = Field(3, ge=1, description="sends of a run with no outcome before the sweep fails it")
+    sweep_limit: int = Field(5000, ge=1, description="runs one sweep sends or fails at most")
     log_level: str = Field("INFO", description="level of the admin's log (stderr)")
 
 
@@ -204,6 +214,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ADD_WAIT_SECONDS = ENV.add_wait_seconds
 ADD_WAIT_CONCURRENCY = ENV.add_wait_concurrency
 STALLED_AFTER_SECONDS = ENV.stalled_after_seconds
+RESEND_UNSENT_AFTER_SECONDS = ENV.resend_unsent_after_seconds
+MAX_SENDS = ENV.max_sends
+SWEEP_LIMIT = ENV.sweep_limit
 
 LOGGING = {
     "version": 1,

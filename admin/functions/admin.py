@@ -184,7 +184,15 @@ class FunctionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("chart"))
     def full_chart(self, obj: Function) -> str:
-        return self._chart_img(obj, "fd-full") if obj.result_run and not obj.error else "—"
+        if not obj.result_run or obj.chart is None:
+            return "—"
+        if obj.error:  # a failed run keeps the last chart drawn
+            return format_html(
+                '<p class="fd-note">{}</p>{}',
+                _("The last chart drawn, before the error below:"),
+                self._chart_img(obj, "fd-full"),
+            )
+        return self._chart_img(obj, "fd-full")
 
     @admin.display(description=_("sampling"))
     def sampling(self, obj: Function) -> str:

@@ -1,4 +1,7 @@
+import uuid
+
 from django.db import models
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -21,12 +24,13 @@ class Function(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    # The run that must win: set when a refresh is queued; only its result is stored.
+    # The run that must win (a :class:`Run` of this row): set, with ``state`` queued, in
+    # the transaction that queues the run; only that run's outcome lands on the row.
     run_id = models.UUIDField(_("latest run"), null=True, blank=True, editable=False)
-    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True, editable=False)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED, editable=False)
 
-    # The stored outcome of the run ``result_run``: a PNG chart or an error text.
+    # The stored outcome of the run ``result_run``: a chart, or an error text. A failed
+    # run keeps the last chart drawn (shown on the detail page beside the error).
     result_run = models.UUIDField(_("stored run"), null=True, blank=True, editable=False)
     chart = models.BinaryField(_("chart"), null=True, blank=True, editable=False)
     error = models.TextField(_("error"), blank=True, editable=False)
@@ -39,7 +43,7 @@ class Function(models.Model):
         verbose_name = pgettext_lazy("model name in admin sentences", "function")
         verbose_name_plural = _("functions")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "queued_at"])]
+        indexes = [models.Index(fields=["state"], name="function_state")]
         constraints = [
             models.CheckConstraint(condition=models.Q(dt__gt=0), name="function_dt_positive"),
             models.CheckConstraint(condition=models.Q(interval__gt=0), name="function_interval_positive"),
@@ -51,3 +55,57 @@ class Function(models.Model):
     @property
     def in_progress(self) -> bool:
         return self.state == self.State.QUEUED
+
+
+class Batch(models.Model):
+    """The runs one Refresh queued together; its progress is an aggregate of their states."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    started_at = models.DateTimeField(_("started"), db_default=Now(), db_index=True)
+
+    def __str__(self) -> str:
+        return f"batch {self.id}"
+
+
+class Run(models.Model):
+    """One pass of a function through the chain, and its outcome. PostgreSQL decides it:
+
+    ``queued`` → ``done`` | ``failed`` (persist, or the sweep) | ``superseded`` (a newer
+    run of the row was queued). Only a queued run moves, and only forward: a duplicate
+    of a finished run changes nothing. At most one run per row is queued (a constraint),
+    and it is the row's ``run_id``. ``sent_at`` is the outbox: empty until the broker
+    confirmed the run's first message; the sweep sends what stays unsent.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        SUPERSEDED = "superseded", _("Superseded")
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="runs")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    # What the run draws: the row's values when the run was queued, under the row's lock.
+    expression = models.CharField(max_length=500)
+    dt = models.FloatField()
+    interval = models.FloatField()
+    queued_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sends = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["batch", "state"], name="run_batch_state"),
+            models.Index(fields=["queued_at"], name="run_queued", condition=models.Q(state="queued")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["function"], condition=models.Q(state="queued"), name="run_one_queued_per_function"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} of row {self.function_id} ({self.state})"

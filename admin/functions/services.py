@@ -1,8 +1,9 @@
-"""Writes: create functions, queue their refresh, store a stage's outcome.
+"""Writes: create and edit functions, queue and send their runs, store a run's outcome, sweep.
 
-The admin calls these; the persist task calls :func:`store_result`, the
-sweep :func:`fail_stalled_runs`. PostgreSQL is the truth: a row's ``run_id`` is
-the run that must win, and only that run's outcome is stored.
+The admin calls these; the persist task calls :func:`store_result`, the sweep
+:func:`sweep_runs`. PostgreSQL alone decides (``functions.models.Run``): a row's
+current run, each run's outcome (only forward: queued → done | failed |
+superseded), whether it was sent, and which batch it belongs to.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ import base64
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis
 from django.conf import settings
-from django.db import transaction
-from django.db.models import DateTimeField, F, Func, UUIDField
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from functions.models import Function
+from functions.models import Batch, Function, Run
 from pipeline import canvas, jobs, status
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def create_function(*, expression: str, dt: float, interval: float) -> Function:
     function.full_clean()
     with transaction.atomic():
         function.save()
-        queue_refresh([function], batch=False)
+        queue_refresh([function.pk], batch=False)
+    function.refresh_from_db()
     return function
 
 
@@ -44,7 +47,8 @@ def update_function(pk: int, **changes: Any) -> list[str]:
 
     The run id, state and stored result are neither read before the lock nor
     written back, so an edit never clobbers a result persisted meanwhile or a
-    newer run. A change of what the chart shows queues a new chart. Returns the
+    newer run. A change of what the chart shows queues a new chart (drawn from
+    the values saved here: the run copies them under the same lock). Returns the
     names of the fields that changed (empty: nothing was written).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -61,73 +65,101 @@ def update_function(pk: int, **changes: Any) -> list[str]:
             return []
         function.full_clean()
         function.save(update_fields=changed)
-        queue_refresh([function], batch=False)
+        queue_refresh([pk], batch=False)
     return changed
 
 
-def queue_refresh(functions: Iterable[Function], batch: bool = True) -> str | None:
-    """Give each function a new run (in PostgreSQL) and send one chain per row, after commit.
+def _clock() -> datetime:
+    """PostgreSQL's clock now (not the transaction's start): runs of a row are ordered by it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
 
-    The newest run of a row is the one whose result is stored: an older run
-    still in flight stops at its next stage or, at the latest, is discarded by
-    store_result. With ``batch``, the runs form a batch whose progress the
-    list shows. Returns the batch id.
+
+def queue_refresh(pks: Iterable[int], batch: bool = True) -> str | None:
+    """Give each row a new run and send one chain per row once the transaction commits.
+
+    Under the rows' locks (taken in id order): the runs still queued for these
+    rows become superseded, and each new run copies the row's expression, dt and
+    interval as they are now, so the newest run always draws the newest edit.
+    With ``batch``, the runs form a batch whose progress the list shows. Returns
+    the batch id.
     """
-    functions = list(functions)
-    if not functions:
+    pks = sorted(set(pks))
+    if not pks:
         return None
-    batch_id = uuid.uuid4().hex if batch else None
-    pks = [function.pk for function in functions]
     with transaction.atomic():
-        # One UPDATE for any number of rows. PostgreSQL draws the run ids and
-        # stamps them with its clock at the moment each row is written (after
-        # any concurrent refresh of the row committed): the stages order runs
-        # by this time, so there is one clock, whatever host queued the run.
-        Function.objects.filter(pk__in=pks).update(
-            run_id=Func(function="gen_random_uuid", output_field=UUIDField()),
-            queued_at=Func(function="clock_timestamp", output_field=DateTimeField()),
-            state=Function.State.QUEUED,
+        rows = list(
+            Function.objects.select_for_update()
+            .filter(pk__in=pks)
+            .order_by("pk")
+            .only("pk", "expression", "dt", "interval")
         )
-        runs = {
-            pk: (run, at)
-            for pk, run, at in Function.objects.filter(pk__in=pks).values_list("pk", "run_id", "queued_at")
-        }
-    to_send = []
-    for function in functions:
-        if function.pk not in runs:
-            continue  # deleted meanwhile
-        function.run_id, function.queued_at = runs[function.pk]
-        function.state = Function.State.QUEUED
-        to_send.append(
-            jobs.new_job(
-                function.pk,
-                str(function.run_id),
-                function.expression,
-                function.interval,
-                function.dt,
-                batch_id,
-                function.queued_at.timestamp(),
+        if not rows:
+            return None
+        Run.objects.filter(function_id__in=pks, state=Run.State.QUEUED).update(
+            state=Run.State.SUPERSEDED, finished_at=Now()
+        )
+        group = Batch.objects.create() if batch else None
+        queued_at = _clock()  # after the locks: later than any run of these rows queued before
+        runs = Run.objects.bulk_create(
+            Run(
+                id=uuid.uuid4(),
+                function_id=row.pk,
+                batch=group,
+                expression=row.expression,
+                dt=row.dt,
+                interval=row.interval,
+                queued_at=queued_at,
             )
+            for row in rows
         )
-    transaction.on_commit(lambda: send_runs(to_send))
-    return batch_id
+        for row, run in zip(rows, runs, strict=True):
+            row.run_id, row.state = run.id, Function.State.QUEUED
+        Function.objects.bulk_update(rows, ["run_id", "state"], batch_size=500)
+        to_send = [job_of(run) for run in runs]
+        transaction.on_commit(lambda: send_runs(to_send))
+    return str(group.id) if group else None
 
 
-def send_runs(to_send: list[jobs.Job]) -> None:
-    """Send committed runs; a broker that does not take them fails them with the reason."""
+def job_of(run: Run) -> jobs.Job:
+    """The message that starts run ``run``'s chain, built from the run as PostgreSQL holds it."""
+    return jobs.new_job(
+        run.function_id,
+        str(run.id),
+        run.expression,
+        run.interval,
+        run.dt,
+        str(run.batch_id) if run.batch_id else None,
+        run.queued_at.timestamp(),
+        send=run.sends + 1,
+    )
+
+
+def send_runs(to_send: list[jobs.Job]) -> int:
+    """Send committed runs and record which the broker confirmed; returns how many.
+
+    A run the broker did not take stays queued and unsent: the sweep sends it
+    later (it is never failed for that). A crash before this records anything
+    leaves the runs unsent too, with the same ending.
+    """
     try:
-        canvas.start_refresh(to_send)
+        sent = canvas.start_refresh(to_send)
     except canvas.SendFailed as exc:
-        log.error("%d runs not sent: %s", len(to_send), exc)
-        reason = f"The refresh could not be sent: {exc}. Run Refresh again when the broker is back."
-        fail_runs(((job["function_id"], job["run_id"], job["batch_id"]) for job in to_send), reason)
+        log.error(
+            "%d of %d runs not sent (the sweep sends them later): %s", len(to_send) - len(exc.sent), len(to_send), exc
+        )
+        sent = exc.sent
+    if sent:
+        Run.objects.filter(id__in=sent).update(sent_at=Now(), sends=F("sends") + 1)
+    return len(sent)
 
 
 def refresh_functions(functions: Iterable[Function]) -> int:
-    """The admin's bulk "Refresh": queue every given row; returns how many."""
-    functions = list(functions)
-    queue_refresh(functions)  # its own transaction; the chains are sent when it commits
-    return len(functions)
+    """The admin's bulk "Refresh": queue every given row in one batch; returns how many."""
+    pks = [function.pk for function in functions]
+    queue_refresh(pks)  # its own transaction; the chains are sent when it commits
+    return len(pks)
 
 
 def _processed_at(job: dict[str, Any]) -> datetime:
@@ -137,110 +169,146 @@ def _processed_at(job: dict[str, Any]) -> datetime:
     return timezone.now()
 
 
+def _finish(run_id: str, state: str) -> Run | None:
+    """Move run ``run_id`` from queued to ``state``, locking its row first; None if it was not queued.
+
+    Only a queued run moves: a duplicate of a finished run (a redelivery, a re-send)
+    and a superseded run change nothing.
+    """
+    run = Run.objects.filter(pk=run_id).only("function_id").first()
+    if run is None:
+        return None
+    Function.objects.select_for_update().filter(pk=run.function_id).only(
+        "pk"
+    ).first()  # the row first, as queue_refresh
+    moved = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(state=state, finished_at=Now())
+    return run if moved else None
+
+
 def store_result(job: dict[str, Any]) -> bool:
-    """Store a run's chart or error text, if the run is still the row's latest.
+    """Store a run's chart or error text, if the run is still queued (so the row's current run).
 
-    Idempotent: storing the same run twice writes the same values. Returns
-    False when the run was superseded by a newer one (or the row is gone).
-    Raises redis.RedisError when the batch could not count the run (the
-    persist task retries; the row is stored already).
+    Idempotent and forward-only: a duplicate of the same run after its outcome
+    landed changes nothing. Returns whether this call stored the outcome.
     """
-    error = ""
     if job.get("superseded"):
-        updated = 0
-    else:
-        error = job.get("error") or ""
-        png = None if error else base64.b64decode(job.get("png") or "")
-        if not error and not png:
-            error = 'Stage "persist" failed: the render stage returned no image'
-        updated = Function.objects.filter(pk=job["function_id"], run_id=job["run_id"]).update(
-            chart=png,
-            error=error,
-            processed_at=_processed_at(job),
-            result_run=job["run_id"],
-            state=Function.State.FAILED if error else Function.State.DONE,
-            trace=job.get("trace") or {},
-        )
-        if not updated:
-            log.info("run %s: superseded by a newer run of row %s, not stored", job["run_id"], job["function_id"])
-    outcome = status.SUPERSEDED if not updated else (status.FAILED if error else status.DONE)
-    status.finish(job["function_id"], job["run_id"], job.get("batch_id"), outcome)
-    return bool(updated)
+        return False  # PostgreSQL superseded it when the newer run was queued
+    error = job.get("error") or ""
+    png = None if error else base64.b64decode(job.get("png") or "")
+    if not error and not png:
+        error = 'Stage "persist" failed: the render stage returned no image'
+    with transaction.atomic():
+        run = _finish(job["run_id"], Run.State.FAILED if error else Run.State.DONE)
+        if run is None:
+            log.info("run %s: not queued any more (superseded, or stored before), nothing stored", job["run_id"])
+            return False
+        outcome: dict[str, Any] = {
+            "error": error,
+            "processed_at": _processed_at(job),
+            "result_run": job["run_id"],
+            "state": Function.State.FAILED if error else Function.State.DONE,
+            "trace": job.get("trace") or {},
+        }
+        if png:
+            outcome["chart"] = png  # a failed run keeps the last chart drawn
+        Function.objects.filter(pk=run.function_id, run_id=job["run_id"]).update(**outcome)
+    return True
 
 
-def fail_run(function_id: int, run_id: str, batch_id: str | None, reason: str) -> bool:
-    """Store ``reason`` as the outcome of run ``run_id`` if it is still queued and the row's latest."""
-    return fail_runs([(function_id, run_id, batch_id)], reason) == 1
+def fail_runs(run_ids: Iterable[str], reason: str) -> int:
+    """Store ``reason`` as the outcome of each given run that is still queued; returns how many.
 
-
-def fail_runs(runs: Iterable[tuple[int, str, str | None]], reason: str) -> int:
-    """Store ``reason`` as the outcome of each run ``(function id, run id, batch id)`` that is
-    still queued and its row's latest; returns how many were failed.
-
-    One UPDATE for all of them (after one SELECT … FOR UPDATE that says which rows
-    it fails), and one Redis pipeline to count them in their batches. A row whose
-    run id is no longer the given one (a newer run took it) or that is no longer
-    queued (its result landed) is left alone: run ids are drawn per row by
-    PostgreSQL (``gen_random_uuid``), so a row matches only its own run.
+    Forward-only like :func:`store_result` (a run already finished is left alone),
+    and the row keeps its last chart.
     """
-    batches = {str(run_id): (function_id, batch_id) for function_id, run_id, batch_id in runs}
-    if not batches:
+    ids = list(run_ids)
+    if not ids:
         return 0
     with transaction.atomic():
-        # Locked until the UPDATE commits: what is counted below is exactly what it failed.
-        failed = list(
-            Function.objects.select_for_update()
-            .filter(
-                pk__in={function_id for function_id, _ in batches.values()},
-                run_id__in=list(batches),
-                state=Function.State.QUEUED,
-            )
-            .values_list("pk", "run_id")
+        rows = Run.objects.filter(pk__in=ids).values_list("function_id", flat=True)
+        list(Function.objects.select_for_update().filter(pk__in=rows).order_by("pk").values_list("pk"))
+        failed = list(Run.objects.filter(pk__in=ids, state=Run.State.QUEUED).values_list("pk", "function_id"))
+        Run.objects.filter(pk__in=[pk for pk, _ in failed]).update(state=Run.State.FAILED, finished_at=Now())
+        Function.objects.filter(pk__in=[row for _, row in failed], run_id__in=[pk for pk, _ in failed]).update(
+            state=Function.State.FAILED, error=reason, processed_at=Now(), result_run=F("run_id"), trace={}
         )
-        Function.objects.filter(pk__in=[pk for pk, _ in failed]).update(
-            state=Function.State.FAILED,
-            error=reason,
-            chart=None,
-            processed_at=timezone.now(),
-            result_run=F("run_id"),
-        )
-    try:
-        status.finish_many(((pk, str(run), batches[str(run)][1]) for pk, run in failed), status.FAILED)
-    except redis.RedisError as exc:
-        log.warning("%d failed runs could not be counted in their batches: %s", len(failed), exc)
     return len(failed)
 
 
-def fail_stalled_runs() -> int:
-    """Mark runs that made no progress for STALLED_AFTER_SECONDS as failed, with the reason.
+@dataclass(frozen=True)
+class Swept:
+    sent: int  # unsent runs sent (the admin died or the broker was away when they were queued)
+    resent: int  # sent runs with no sign of life sent again
+    failed: int  # runs sent PIPELINE_MAX_SENDS times without an outcome
 
-    A run waiting behind others in a deep queue is not stalled: while any stage
-    queue holds messages (or the broker cannot be asked), nothing is failed.
+
+def sweep_runs() -> Swept:
+    """Send what was never sent, send again what went quiet, fail what never comes back.
+
+    One query picks the queued runs due: unsent for ``RESEND_UNSENT_AFTER_SECONDS``
+    (the admin was killed between its commit and its send, or the broker was
+    away), or sent ``STALLED_AFTER_SECONDS`` ago with no stage heard of since. A
+    quiet run is sent again (stages are idempotent and outcomes forward-only: a
+    duplicate costs work, never a result), but only while no stage queue holds
+    ready messages, so a deep queue is left to drain; after ``MAX_SENDS`` sends it
+    fails with the reason, keeping the row's last chart. Runs are claimed under
+    row locks with SKIP LOCKED, so a second sweep at the same moment sends none
+    of them twice.
     """
-    limit = timedelta(seconds=settings.STALLED_AFTER_SECONDS)
-    cutoff = timezone.now() - limit
-    # Only what the sweep reads: a queued row may still hold its previous chart.
-    stalled = list(
-        Function.objects.filter(state=Function.State.QUEUED, queued_at__lt=cutoff).only("pk", "run_id", "queued_at")
+    now = timezone.now()
+    unsent_before = now - timedelta(seconds=settings.RESEND_UNSENT_AFTER_SECONDS)
+    quiet_before = now - timedelta(seconds=settings.STALLED_AFTER_SECONDS)
+    due_now = Q(sent_at__isnull=True, queued_at__lt=unsent_before) | Q(sent_at__lt=quiet_before)
+    due = list(
+        Run.objects.filter(due_now, state=Run.State.QUEUED)
+        .only("id", "function_id", "sent_at", "sends")
+        .order_by("queued_at")[: settings.SWEEP_LIMIT]
     )
-    if not stalled:
-        return 0
-    waiting = canvas.queued_messages()
-    if waiting != 0:
-        log.info("sweep: %s messages wait in the stage queues, no run counts as stalled", waiting)
-        return 0
-    live = status.row_statuses(function.pk for function in stalled)
-    failed = 0
-    for function in stalled:
-        row = live.get(function.pk)
-        own = row if row and row.run == str(function.run_id) else None
-        if own and own.updated > cutoff.timestamp():
-            continue  # a stage reported recently: still working (e.g. retrying)
-        cause = f" The last failure seen: {own.note}" if own and own.note else ""
-        reason = (
-            f"The refresh queued at {function.queued_at:%Y-%m-%d %H:%M:%S %Z} made no progress "
-            f"for {limit.total_seconds():.0f} s while no stage queue held any work: its work was lost "
-            f"(a worker or the broker went away).{cause} Run Refresh again."
+    if not due:
+        return Swept(0, 0, 0)
+    unsent = [run.id for run in due if run.sent_at is None]
+    quiet = [run for run in due if run.sent_at is not None]
+    if quiet:  # a stage heard of since (a retry, a long render): not quiet
+        live = status.row_statuses(run.function_id for run in quiet)
+        quiet = [
+            run
+            for run in quiet
+            if not (
+                (row := live.get(run.function_id)) and row.run == str(run.id) and row.updated > quiet_before.timestamp()
+            )
+        ]
+    lost = [str(run.id) for run in quiet if run.sends >= settings.MAX_SENDS]
+    again = [run.id for run in quiet if run.sends < settings.MAX_SENDS]
+    if again and canvas.queued_messages() != 0:
+        log.info("sweep: the stage queues hold work (or cannot be asked): %d quiet runs wait", len(again))
+        again = []
+    failed = fail_runs(lost, _lost_reason(now, settings.MAX_SENDS)) if lost else 0
+    with transaction.atomic():
+        claimed = list(
+            Run.objects.select_for_update(skip_locked=True)
+            .filter(due_now, pk__in=unsent + again, state=Run.State.QUEUED)
+            .order_by("queued_at")
         )
-        failed += fail_run(function.pk, str(function.run_id), own.batch if own else None, reason)
-    return failed
+        # sent_at set now: a sweep after this one's commit does not take them either.
+        Run.objects.filter(pk__in=[run.id for run in claimed]).update(sent_at=Now())
+    to_send = [job_of(run) for run in claimed]
+    sent = send_runs(to_send) if to_send else 0
+    if sent < len(to_send):  # the broker is away: unsent again, for the next sweep
+        Run.objects.filter(pk__in=[job["run_id"] for job in to_send[sent:]], sends=0).update(sent_at=None)
+    resent = sum(run.sends > 0 for run in claimed)
+    if claimed or failed:
+        log.warning(
+            "sweep: sent %d unsent runs, %d quiet runs again; failed %d lost runs",
+            len(claimed) - resent,
+            resent,
+            failed,
+        )
+    return Swept(len(claimed) - resent, resent, failed)
+
+
+def _lost_reason(now: datetime, sends: int) -> str:
+    return (
+        f"This refresh was sent {sends} times and no stage reported any progress for "
+        f"{settings.STALLED_AFTER_SECONDS:.0f} s after each send (checked {now:%Y-%m-%d %H:%M:%S %Z}): "
+        "its work keeps getting lost (a worker or the broker goes away). The last chart is kept. Run Refresh again."
+    )

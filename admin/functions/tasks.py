@@ -1,58 +1,54 @@
-"""The persist stage (the last link of every chain) and the stalled-run sweep, run by the persist worker."""
+"""The persist stage (the last link of every chain) and the sweep, run by the persist worker."""
 
 import logging
 import time
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from redis import RedisError
 
 from functions import services
 from pipeline import jobs, status
 from pipeline.celery import PERSIST_TASK, SWEEP_TASK, StageTask, app
-from pipeline.tasks import enter_stage
+from pipeline.tasks import enter_stage, left_stage
 
 log = logging.getLogger(__name__)
 
 
 class PersistGaveUp(Exception):
-    """PostgreSQL stayed unreachable for the whole retry window (the sweep fails the row later)."""
+    """PostgreSQL stayed unreachable for the whole retry window (the sweep sends the run again later)."""
 
 
 @app.task(
     name=PERSIST_TASK,
     bind=True,
     base=StageTask,
-    # PostgreSQL (or Redis, for the batch's counter) away for a moment: the pipeline's
-    # one retry policy, rather than drop the result.
-    autoretry_for=(OperationalError, InterfaceError, RedisError),
+    # PostgreSQL away for a moment: the pipeline's one retry policy, rather than drop the result.
+    autoretry_for=(OperationalError, InterfaceError),
 )
 def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
-    """Stage 3: store the chart or the error text, and the processing date."""
+    """Stage 3: store the chart or the error text, and the processing date (if the run is still queued)."""
     run, function_id = job["run_id"], job["function_id"]
-    # Any outcome is stored, an earlier stage's error too: persist always enters.
-    job = enter_stage(self, "persist", job)  # type: ignore[arg-type]
-    job = jobs.with_trace(job, "persist", jobs.trace_entry(self.request, time.time()))  # type: ignore[arg-type]
     try:
-        stored = services.store_result(job)
-    except (OperationalError, InterfaceError) as exc:
-        cause = f'Stage "persist": PostgreSQL is unreachable ({exc})'.strip()
-        if self.may_retry():
-            status.note(function_id, run, cause)
-            log.warning("run %s: %s, retrying", run, cause)
-            raise
-        status.note(function_id, run, f"{cause}; gave up after {self.failing_for():.0f} s")
-        raise PersistGaveUp(f"run {run}: {cause}; gave up after {self.failing_for():.0f} s") from exc
-    except RedisError as exc:  # the row is stored; only the batch's counter is missing
-        if self.may_retry():
-            log.warning("run %s: stored, but its batch could not count it (%s), retrying", run, exc)
-            raise
-        log.error("run %s: stored, but its batch could not count it: %s", run, exc)
-        stored = True
+        # Any outcome is stored, an earlier stage's error too: persist always enters.
+        job = enter_stage(self, "persist", job)  # type: ignore[arg-type]
+        job = jobs.with_trace(job, "persist", jobs.trace_entry(self.request, time.time()))  # type: ignore[arg-type]
+        try:
+            stored = services.store_result(job)
+        except (OperationalError, InterfaceError) as exc:
+            cause = f'Stage "persist": PostgreSQL is unreachable ({exc})'.strip()
+            if self.may_retry():
+                status.note(function_id, run, cause)
+                log.warning("run %s: %s, retrying", run, cause)
+                raise
+            status.note(function_id, run, f"{cause}; gave up after {self.failing_for():.0f} s")
+            raise PersistGaveUp(f"run {run}: {cause}; gave up after {self.failing_for():.0f} s") from exc
+    finally:
+        left_stage(self)
     return {"function_id": function_id, "run_id": run, "stored": stored}
 
 
 @app.task(name=SWEEP_TASK, ignore_result=True)
-def fail_stalled_runs() -> int:
-    """Periodic (deploy/run beat): runs whose work was lost end as failed with the reason."""
-    return services.fail_stalled_runs()
+def sweep_runs() -> dict[str, int]:
+    """Periodic (deploy/run beat): send unsent runs, send quiet ones again, fail the ones lost for good."""
+    swept = services.sweep_runs()
+    return {"sent": swept.sent, "resent": swept.resent, "failed": swept.failed}

@@ -21,8 +21,8 @@ RENDER_TASK = "pipeline.render_chart"
 PERSIST_TASK = "pipeline.persist_chart"
 # Sends the chains of a big batch (see pipeline.canvas), run by the points worker.
 SEND_TASK = "pipeline.send_chains"
-# Implemented by the admin too: marks runs that stopped making progress as failed.
-SWEEP_TASK = "pipeline.fail_stalled_runs"
+# Implemented by the admin too: sends unsent runs, sends quiet ones again, fails lost ones.
+SWEEP_TASK = "pipeline.sweep_runs"
 
 # Carried by a retried message: when the stage first failed (unix seconds).
 FIRST_FAILURE_HEADER = "fd_first_failure"
@@ -85,6 +85,11 @@ app.conf.update(
     # send within seconds (the admin then marks the run failed with the reason).
     broker_connection_timeout=settings.BROKER_TIMEOUT,
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+    # Publisher confirms: a publish returns once RabbitMQ has taken the message (a persistent
+    # message on a durable queue: written to disk), so a stage acknowledges its own message
+    # (acks_late) only after the next stage's message is safe. A broker killed (SIGKILL) at
+    # any moment then loses no run: what it had not confirmed was never acknowledged.
+    broker_transport_options={"confirm_publish": True},
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],

@@ -7,6 +7,7 @@ output added. It carries only what a later stage reads:
 |---------------|------------|-------------------------|
 | version       | new_job    | every stage (refuses another version) |
 | function_id, run_id, batch_id, queued_at | new_job | every stage (status, superseded check) |
+| send          | new_job    | the task ids (a re-sent run's messages are told apart) |
 | expression, interval, dt | new_job | points, render |
 | points        | points     | render                  |
 | end           | points     | persist (processing date) |
@@ -21,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any, NotRequired, TypedDict
 
-VERSION = 2
+VERSION = 3
 
 
 class TraceEntry(TypedDict, total=False):
@@ -30,6 +31,7 @@ class TraceEntry(TypedDict, total=False):
     started: float
     seconds: float
     attempts: int
+    redelivered: bool
     exporter: str
 
 
@@ -39,6 +41,7 @@ class Job(TypedDict):
     run_id: str
     batch_id: str | None
     queued_at: float
+    send: int
     expression: str
     interval: float
     dt: float
@@ -58,14 +61,17 @@ def new_job(
     dt: float,
     batch_id: str | None = None,
     queued_at: float | None = None,
+    send: int = 1,
 ) -> Job:
-    """The message that starts one chain (``queued_at``: when the run was queued, unix seconds)."""
+    """The message that starts one chain (``queued_at``: when the run was queued, unix seconds;
+    ``send``: 1 for the run's first send, more when the sweep sends it again)."""
     return Job(
         version=VERSION,
         function_id=function_id,
         run_id=run_id,
         batch_id=batch_id,
         queued_at=time.time() if queued_at is None else queued_at,
+        send=send,
         expression=expression,
         interval=interval,
         dt=dt,
@@ -84,6 +90,8 @@ def trace_entry(request: Any, started_at: float, seconds: float | None = None, *
     )
     if seconds is not None:
         entry["seconds"] = round(seconds, 4)
+    if delivery.get("redelivered"):  # the broker gave this message again (a worker or the broker went away)
+        entry["redelivered"] = True
     entry.update(extra)  # type: ignore[typeddict-item]
     return entry
 

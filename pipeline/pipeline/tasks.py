@@ -6,8 +6,8 @@ output and a trace entry. A stage never raises for a failure: it retries
 transient ones under the one retry policy (:class:`pipeline.celery.StageTask`),
 then passes the failure on as ``job["error"]``, so the persist stage always
 stores a chart or an error text. A stage of a run that a newer run superseded
-does no work; neither does a message whose worker died ``PIPELINE_MAX_DELIVERIES``
-times (it is parked: the row fails with the reason). Every stage is idempotent:
+does no work; neither does a message whose process died under it
+``PIPELINE_MAX_DELIVERIES`` times (it is parked: the row fails with the reason). Every stage is idempotent:
 a redelivered message repeats work but writes nothing twice.
 """
 
@@ -41,13 +41,13 @@ def delivery_key(task: StageTask) -> str:
     return f"{task.request.id}:{task.request.retries}"
 
 
-def park(task: Any, stage: str, job: dict[str, Any], deliveries: int) -> str:
+def park(task: Any, stage: str, job: dict[str, Any], deaths: int) -> str:
     """Copy a poison message to the "parked" queue (for people to look at); returns the row's reason."""
     slim = {key: value for key, value in job.items() if key not in ("points", "png")}
     try:
         with app.producer_or_acquire() as producer:
             producer.publish(
-                {"task": task.name, "task_id": task.request.id, "deliveries": deliveries, "job": slim},
+                {"task": task.name, "task_id": task.request.id, "deaths": deaths, "job": slim},
                 exchange=PARKED_QUEUE.exchange,
                 routing_key=PARKED_QUEUE.routing_key,
                 declare=[PARKED_QUEUE],
@@ -56,10 +56,10 @@ def park(task: Any, stage: str, job: dict[str, Any], deliveries: int) -> str:
             )
     except Exception as exc:  # noqa: BLE001 - the row still fails with the reason
         log.warning("run %s: could not copy the parked message: %s", job.get("run_id"), exc)
-    log.error("run %s: %s delivered %d times, each time its worker died: parked", job.get("run_id"), stage, deliveries)
+    log.error("run %s: %s started %d times and never finished: parked", job.get("run_id"), stage, deaths)
     return (
-        f"its message was delivered {deliveries} times and each time the worker running it died "
-        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}): the message is parked in the queue "
+        f"its work started {deaths} times and never finished: each time the process running it died "
+        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}); the message is parked in the queue "
         f'"{PARKED_QUEUE.name}", not run again'
     )
 
@@ -69,30 +69,42 @@ def enter_stage(task: StageTask, stage: str, job: Job) -> Job:
 
     Returns ``job`` to work on, or with ``error`` set when the stage must not do
     its work (the message was sent by another release, or it is a poison message:
-    its worker died ``PIPELINE_MAX_DELIVERIES`` times, so it is parked), or with
-    ``superseded`` set (a newer run owns the row). Records the live stage and
-    counts the message's delivery in Redis (without Redis the work goes on).
+    ``PIPELINE_MAX_DELIVERIES`` earlier starts of it never finished because their
+    process died, so it is parked), or with ``superseded`` set (a newer run owns
+    the row: a shortcut only, persist decides in PostgreSQL). Records the live
+    stage and counts the start in Redis (without Redis the work goes on); the
+    caller calls :func:`left_stage` when the stage ends, whatever its outcome.
     """
     if job.get("version") != jobs.VERSION:  # sent by another release: fail the row, readably
         version = f"job version {job.get('version')!r} is not {jobs.VERSION}"
         return jobs.Job(**{**job, "error": job.get("error") or f'Stage "{stage}" failed: {version}'})  # type: ignore[typeddict-item]
     run = job["run_id"]
-    began = status.begin(
-        job["function_id"], run, job["queued_at"], job["batch_id"], status.LIVE_STAGE[stage], delivery_key(task)
-    )
+    began = status.begin(job["function_id"], run, job["queued_at"], status.LIVE_STAGE[stage], delivery_key(task))
     if began.superseded:
         log.info("run %s: superseded by a newer run of row %s, %s skipped", run, job["function_id"], stage)
         return jobs.Job(**{**job, "superseded": True})  # type: ignore[typeddict-item]
-    if began.deliveries > settings.MAX_DELIVERIES and not job.get("error"):
-        reason = park(task, stage, job, began.deliveries)
+    if began.deaths >= settings.MAX_DELIVERIES and not job.get("error"):
+        reason = park(task, stage, job, began.deaths)
         return jobs.Job(**{**job, "error": f'Stage "{stage}" failed: {reason}'})  # type: ignore[typeddict-item]
     return job
+
+
+def left_stage(task: StageTask) -> None:
+    """This start of the task's message ended (done, failed or retrying): its process did not die."""
+    status.finished(delivery_key(task))
 
 
 def run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> Job:
     """Run stage ``stage`` (points, render) of ``job`` with the pipeline's retry and failure rules."""
     if job.get("error") or job.get("superseded"):
         return job  # an earlier stage failed or the run is superseded: carry it to persist
+    try:
+        return _run_stage(task, stage, job, work)
+    finally:
+        left_stage(task)
+
+
+def _run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> Job:
     started_at = time.time()
     started = time.monotonic()
     entered = enter_stage(task, stage, job)
