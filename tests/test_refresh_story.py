@@ -1,11 +1,9 @@
 """The refresh story (brief, steps 5-7) under concurrency and faults, on the real services."""
 
-import base64
 import io
 import time
 import uuid
 
-import celery
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -14,8 +12,7 @@ from PIL import Image
 
 from functions import selectors, services
 from functions.models import Function
-from pipeline import canvas, jobs, status
-from pipeline.celery import PERSIST_TASK, app
+from pipeline import status
 from tests.stack import http_ok, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
@@ -57,7 +54,7 @@ def test_the_refresh_action_queues_the_selected_rows_and_says_how_many(stack, cl
         assert_chart(row)
     assert Function.objects.get(pk=rows[1].pk).run_id is None  # not selected, not touched
     page = client.get(LIST_URL).content.decode()
-    assert "2 done, 0 failed of 2" in page  # the batch's progress, from Redis
+    assert "2 done, 0 failed of 2" in page  # the batch's progress, counted in PostgreSQL
 
 
 def test_a_batch_of_fifty_rows_ends_with_fifty_new_images_and_dates(stack):
@@ -94,27 +91,6 @@ def test_the_persist_worker_keeps_its_database_connection_from_chart_to_chart(st
         )
         opened = [start for (start,) in cur.fetchall()]
     assert any(start < last_persist for start in opened), f"no persist connection outlived its task: {opened}"
-
-
-def _persist(job: dict) -> dict:
-    return app.signature(PERSIST_TASK, args=(job,)).apply_async().get(timeout=30)
-
-
-def test_an_older_result_never_overwrites_a_newer_one(stack):
-    (row,) = make_rows(1)
-    older, newer = str(uuid.uuid4()), str(uuid.uuid4())
-    Function.objects.filter(pk=row.pk).update(run_id=newer, state=Function.State.QUEUED)
-    png = base64.b64encode(Image.new("RGB", (4, 4)).tobytes()).decode()
-
-    def job(run_id: str, end: float) -> dict:
-        return {**jobs.new_job(row.pk, run_id, row.expression, row.interval, row.dt), "png": png, "end": end}
-
-    # The newer run finishes first; the older one arrives afterwards, through the real persist worker.
-    assert _persist(job(newer, 2_000_000_000.0))["stored"] is True
-    assert _persist(job(older, 2_000_000_100.0))["stored"] is False
-    row.refresh_from_db()
-    assert str(row.result_run) == newer
-    assert row.processed_at.timestamp() == 2_000_000_000.0
 
 
 def test_two_overlapping_refreshes_the_last_one_started_wins(stack):
@@ -175,37 +151,6 @@ def test_export_servers_stopped_mid_batch_rows_retry_and_succeed(stack):
     assert max(row.trace["render"]["attempts"] for row in settled) > 1
 
 
-def test_a_run_whose_work_was_lost_is_marked_failed_with_the_reason(stack):
-    (row,) = make_rows(1)
-    lost = uuid.uuid4()
-    long_ago = row.created_at.replace(year=row.created_at.year - 1)
-    Function.objects.filter(pk=row.pk).update(run_id=lost, state=Function.State.QUEUED, queued_at=long_ago)
-    batch = uuid.uuid4().hex
-    status.start_runs([(row.pk, str(lost), long_ago.timestamp())], batch)
-    status.client().hset(f"fd:row:{row.pk}", "updated", long_ago.timestamp())  # no stage reported since
-    assert services.fail_stalled_runs() == 1
-    row.refresh_from_db()
-    assert row.state == Function.State.FAILED
-    assert "made no progress" in row.error and "Refresh again" in row.error
-    assert row.processed_at is not None
-    assert services.fail_stalled_runs() == 0  # nothing left queued
-    (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
-    assert (progress.failed, progress.running) == (1, False)  # its batch is not left running
-
-
-def test_a_long_run_that_still_reports_progress_is_left_alone(stack):
-    (row,) = make_rows(1)
-    run = uuid.uuid4()
-    long_ago = row.created_at.replace(year=row.created_at.year - 1)
-    Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED, queued_at=long_ago)
-    status.start_runs([(row.pk, str(run), long_ago.timestamp())], None)
-    # e.g. retrying a busy export server just now
-    status.begin(row.pk, str(run), long_ago.timestamp(), None, status.RENDERING, "test")
-    assert services.fail_stalled_runs() == 0
-    row.refresh_from_db()
-    assert row.state == Function.State.QUEUED
-
-
 def test_an_edit_racing_a_refresh_never_clobbers_the_stored_result_or_the_newer_run(stack):
     (row,) = make_rows(1)
     services.refresh_functions([row])
@@ -230,117 +175,6 @@ def test_an_edit_racing_a_refresh_never_clobbers_the_stored_result_or_the_newer_
     assert_chart(final)
     assert services.update_function(row.pk, expression=" sin(t) + 1 ") == []  # no change, no run
     assert Function.objects.get(pk=row.pk).run_id == final.run_id
-
-
-def test_a_superseded_run_stops_at_its_next_stage_and_is_counted_as_superseded(stack):
-    (row,) = make_rows(1)
-    older, newer = str(uuid.uuid4()), str(uuid.uuid4())
-    now = time.time()
-    Function.objects.filter(pk=row.pk).update(run_id=newer, state=Function.State.QUEUED)
-    batch = uuid.uuid4().hex
-    status.start_runs([(row.pk, older, now)], batch)  # the older run's batch
-    status.start_runs([(row.pk, newer, now + 1)], None)  # a newer run took the row
-    job = jobs.new_job(row.pk, older, row.expression, row.interval, row.dt, batch, now)
-    canvas.refresh_chain(job).apply_async()
-
-    def counted():
-        (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
-        return progress if not progress.running else None
-
-    progress = wait_until(counted, 30, "the older run to be counted")
-    assert (progress.done, progress.failed, progress.superseded, progress.total) == (0, 0, 1, 1)
-    assert status.row_statuses([row.pk])[row.pk].stage == status.QUEUED  # no stage of the older run reported
-    row.refresh_from_db()
-    assert row.result_run is None and row.state == Function.State.QUEUED  # nothing stored for it
-
-
-@pytest.mark.parametrize("first", ["points", "render", "persist"])
-def test_a_job_sent_by_another_release_is_failed_readably_by_each_stage(stack, first):
-    """Each stage (on its real worker) refuses a job of another version and names both versions.
-
-    The job carries what the stage needs (points for render, a PNG for persist),
-    so a stage that did not check the version would store a chart instead."""
-    (row,) = make_rows(1)
-    run = str(uuid.uuid4())
-    Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED)
-    png = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(png, format="PNG")
-    end = time.time()
-    job = {
-        **jobs.new_job(row.pk, run, row.expression, row.interval, row.dt),
-        "version": jobs.VERSION + 1,
-        "points": [[end - 3600.0, 1.0], [end, 2.0]],
-        "end": end,
-        "png": base64.b64encode(png.getvalue()).decode(),
-    }
-    start = ["points", "render", "persist"].index(first)
-    links = list(canvas.refresh_chain(job).tasks)[start:]  # the chain the admin sends, from that stage on
-    links[0] = links[0].replace(args=(job,))
-    celery.chain(*links).apply_async()
-    (settled,) = wait_for_runs([row.pk], 60)
-    assert settled.state == Function.State.FAILED and settled.chart is None
-    assert settled.error == f'Stage "{first}" failed: job version {jobs.VERSION + 1} is not {jobs.VERSION}'
-
-
-def test_two_overlapping_batches_count_every_run_once(stack):
-    rows = make_rows(8)
-    services.refresh_functions(rows)
-    services.refresh_functions(Function.objects.filter(pk__in=[r.pk for r in rows]))
-    for row in wait_for_runs([r.pk for r in rows], 120):
-        assert_chart(row)
-
-    def both_finished():
-        batches = selectors.recent_batches(2)
-        return batches if all(not b.running for b in batches) else None
-
-    second, first = wait_until(both_finished, 30, "both batches to finish")
-    assert (second.done, second.failed, second.superseded) == (8, 0, 0)
-    assert first.failed == 0 and first.done + first.superseded == 8  # discarded runs are not "done"
-
-
-def test_the_sweep_never_replaces_a_result_that_landed_after_it_looked(stack):
-    (row,) = make_rows(1)
-    services.refresh_functions([row])
-    queued = Function.objects.get(pk=row.pk)  # what the sweep selected as stalled
-    (stored,) = wait_for_runs([row.pk], 60)  # persist lands before the sweep's UPDATE
-    assert services.fail_run(queued.pk, str(queued.run_id), None, "made no progress") is False
-    stored.refresh_from_db()
-    assert_chart(stored)
-    assert stored.error == ""
-
-
-def test_runs_that_could_not_be_sent_fail_in_one_update_and_a_newer_run_is_untouched():
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    rows = make_rows(4)
-    runs = [str(uuid.uuid4()) for _ in rows]
-    queued_at = time.time()
-    for row, run in zip(rows, runs, strict=True):
-        Function.objects.filter(pk=row.pk).update(run_id=run, state=Function.State.QUEUED)
-    batch = uuid.uuid4().hex
-    status.start_runs([(row.pk, run, queued_at) for row, run in zip(rows, runs, strict=True)], batch)
-    newer = str(uuid.uuid4())  # row 2 was refreshed again before the failure was stored
-    Function.objects.filter(pk=rows[2].pk).update(run_id=newer)
-    status.start_runs([(rows[2].pk, newer, queued_at + 1)], None)
-    Function.objects.filter(pk=rows[3].pk).update(state=Function.State.DONE, result_run=runs[3])  # already stored
-
-    reason = "The refresh could not be sent: the message broker did not take the work."
-    with CaptureQueriesContext(connection) as queries:
-        failed = services.fail_runs([(row.pk, run, batch) for row, run in zip(rows, runs, strict=True)], reason)
-    assert failed == 2
-    assert sum(q["sql"].startswith("UPDATE") for q in queries) == 1  # one for every row
-    for row, run in zip(rows[:2], runs[:2], strict=True):
-        row.refresh_from_db()
-        assert (row.state, row.error, str(row.result_run)) == (Function.State.FAILED, reason, run)
-        assert row.processed_at is not None and row.chart is None
-    untouched = Function.objects.get(pk=rows[2].pk)
-    assert (untouched.state, str(untouched.run_id), untouched.error) == (Function.State.QUEUED, newer, "")
-    assert Function.objects.get(pk=rows[3].pk).state == Function.State.DONE
-    live = status.row_statuses([row.pk for row in rows])
-    assert [live[row.pk].stage for row in rows[:3]] == [status.FAILED, status.FAILED, status.QUEUED]
-    (progress,) = [b for b in selectors.recent_batches(10) if b.id == batch]
-    assert (progress.failed, progress.done, progress.total) == (2, 0, 4)
 
 
 def test_at_most_add_wait_concurrency_adds_wait_at_once():
