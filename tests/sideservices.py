@@ -135,6 +135,12 @@ class SideServices:
         _run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "-q", "stop", pidfile], env=env, timeout=90)
         wait_port(self.amqp_port, False, 30, "RabbitMQ")
 
+    def kill_rabbitmq(self) -> None:
+        """SIGKILL the node, as a crash or an out-of-memory kill would: nothing is flushed."""
+        pid = int((self.dir / "rabbitmq" / "rabbitmq.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        wait_port(self.amqp_port, False, 30, "RabbitMQ")
+
     # all ---------------------------------------------------------------------
 
     def start(self) -> SideServices:

@@ -88,7 +88,7 @@ def test_live_rows_renders_the_cells_of_the_list(admin_client):
         expression="sin(t)", dt=1, interval=1, state=Function.State.DONE, processed_at=timezone.now()
     )
     queued = Function.objects.create(expression="cos(t)", dt=1, interval=1, state=Function.State.QUEUED)
-    status.start_runs([(queued.pk, str(queued.run_id), 0.0)], None)
+    status.start_runs([(queued.pk, str(queued.run_id), 0.0)])
     body = admin_client.get(LIVE_URL, {"ids": f"{done.pk},{queued.pk}"}).json()
     rows = {row["id"]: row for row in body["rows"]}
     assert rows[done.pk]["in_progress"] is False

@@ -92,7 +92,7 @@ def test_a_transient_failure_past_the_window_ends_as_the_rows_error_with_its_cau
     from pipeline.celery import FIRST_FAILURE_HEADER
     from pipeline.errors import TransientFailure
 
-    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deliveries=1))
+    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deaths=0))
     monkeypatch.setattr(status, "note", lambda *args: None)
 
     def export_server_down(job):
@@ -249,7 +249,7 @@ def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry
     from pipeline.errors import TransientFailure
 
     monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX", 30.0)
-    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deliveries=1))
+    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deaths=0))
     monkeypatch.setattr(status, "note", lambda *args: None)
 
     def busy(*args):

@@ -11,7 +11,7 @@ process refuses to start with an error that names the variable.
 |-------------------------------|--------------------------------------|---------|
 | CELERY_BROKER_URL             | amqp://guest:guest@127.0.0.1:5672//  | RabbitMQ broker |
 | CELERY_RESULT_BACKEND         | redis://127.0.0.1:6379/0             | Redis result backend |
-| PIPELINE_STATUS_REDIS_URL     | (= CELERY_RESULT_BACKEND)            | Redis for live row/batch status |
+| PIPELINE_STATUS_REDIS_URL     | (= CELERY_RESULT_BACKEND)            | Redis for the live stage of rows |
 | DATAGEN_URL                   | http://127.0.0.1:8001                | datagen REST service |
 | EXPORTER_URLS                 | http://127.0.0.1:7801                | export server instances, comma separated |
 | CHART_WIDTH                   | 800                                  | chart width in pixels (PNG and M4 target) |
@@ -21,12 +21,12 @@ process refuses to start with an error that names the variable.
 | PIPELINE_MAX_RETRIES          | 100                                  | hard cap of retries per stage |
 | PIPELINE_RETRY_BACKOFF        | 1                                    | retry delay factor, s (full jitter) |
 | PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay or Retry-After, s |
-| PIPELINE_MAX_DELIVERIES       | 3                                    | deliveries before a message is parked |
+| PIPELINE_MAX_DELIVERIES       | 3                                    | deaths under one message before it is parked |
 | PIPELINE_REDIS_TIMEOUT        | 1                                    | seconds per status call to Redis |
 | PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
 | PIPELINE_FANOUT_OVER          | 50                                   | bigger batches are sent by the points worker |
-| PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps for stalled runs |
-| PIPELINE_STATUS_TTL           | 86400                                | seconds a row/batch status lives in Redis |
+| PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps |
+| PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis, a batch is shown |
 
 The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
 """
@@ -81,7 +81,7 @@ class PipelineEnv(EnvSettings):
     celery_broker_url: str = Field("amqp://guest:guest@127.0.0.1:5672//", description="RabbitMQ broker")
     celery_result_backend: str = Field("redis://127.0.0.1:6379/0", description="Redis result backend")
     pipeline_status_redis_url: str = Field(
-        "", description="Redis for live row/batch status; empty = CELERY_RESULT_BACKEND"
+        "", description="Redis for the live stage of rows; empty = CELERY_RESULT_BACKEND"
     )
     datagen_url: str = Field("http://127.0.0.1:8001", description="datagen REST service")
     exporter_urls: str = Field("http://127.0.0.1:7801", description="export server instances, comma separated")
@@ -94,12 +94,12 @@ class PipelineEnv(EnvSettings):
     pipeline_retry_backoff_max: float = Field(
         30.0, ge=0, description="cap of one retry delay (and of a Retry-After honoured), seconds"
     )
-    pipeline_max_deliveries: int = Field(3, ge=1, description="deliveries before a message is parked")
+    pipeline_max_deliveries: int = Field(3, ge=1, description="starts of one message that ended with its process dying, before it is parked")
     pipeline_redis_timeout: float = Field(1.0, gt=0, description="seconds per status call to Redis")
     pipeline_broker_timeout: float = Field(3.0, gt=0, description="seconds to connect to the broker")
     pipeline_fanout_over: int = Field(50, ge=0, description="bigger batches are sent by the points worker")
-    pipeline_sweep_every: float = Field(60.0, gt=0, description="seconds between two sweeps for stalled runs")
-    pipeline_status_ttl: int = Field(86400, ge=1, description="seconds a row/batch status lives in Redis")
+    pipeline_sweep_every: float = Field(60.0, gt=0, description="seconds between two sweeps (unsent runs sent, quiet ones sent again)")
+    pipeline_status_ttl: int = Field(86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch")
 
 
 ENV: PipelineEnv = load(PipelineEnv, "pipeline")

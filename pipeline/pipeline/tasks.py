@@ -58,8 +58,8 @@ def park(task: Any, stage: str, job: dict[str, Any], deaths: int) -> str:
         log.warning("run %s: could not copy the parked message: %s", job.get("run_id"), exc)
     log.error("run %s: %s started %d times and never finished: parked", job.get("run_id"), stage, deaths)
     return (
-        f"its work started {deaths} times and never finished: each time the process running it died "
-        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}); the message is parked in the queue "
+        f"each of its {deaths} earlier starts ended with the process running it dying "
+        f"(limit PIPELINE_MAX_DELIVERIES = {settings.MAX_DELIVERIES}): the message is parked in the queue "
         f'"{PARKED_QUEUE.name}", not run again'
     )
 
