@@ -26,7 +26,7 @@ process refuses to start with an error that names the variable.
 | PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
 | PIPELINE_FANOUT_OVER          | 50                                   | bigger batches are sent by the points worker |
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps |
-| PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis, a batch is shown |
+| PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis |
 
 The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
 """
@@ -94,12 +94,18 @@ class PipelineEnv(EnvSettings):
     pipeline_retry_backoff_max: float = Field(
         30.0, ge=0, description="cap of one retry delay (and of a Retry-After honoured), seconds"
     )
-    pipeline_max_deliveries: int = Field(3, ge=1, description="starts of one message that ended with its process dying, before it is parked")
+    pipeline_max_deliveries: int = Field(
+        3, ge=1, description="starts of one message that ended with its process dying, before it is parked"
+    )
     pipeline_redis_timeout: float = Field(1.0, gt=0, description="seconds per status call to Redis")
     pipeline_broker_timeout: float = Field(3.0, gt=0, description="seconds to connect to the broker")
     pipeline_fanout_over: int = Field(50, ge=0, description="bigger batches are sent by the points worker")
-    pipeline_sweep_every: float = Field(60.0, gt=0, description="seconds between two sweeps (unsent runs sent, quiet ones sent again)")
-    pipeline_status_ttl: int = Field(86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch")
+    pipeline_sweep_every: float = Field(
+        60.0, gt=0, description="seconds between two sweeps (unsent runs sent, quiet ones sent again)"
+    )
+    pipeline_status_ttl: int = Field(
+        86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch"
+    )
 
 
 ENV: PipelineEnv = load(PipelineEnv, "pipeline")
