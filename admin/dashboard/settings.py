@@ -31,7 +31,8 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | STALLED_AFTER_SECONDS       | 600                         | a sent run quiet this long is sent again |
 | RESEND_UNSENT_AFTER_SECONDS | 30                          | an unsent run is sent by the sweep after this |
 | MAX_SENDS                   | 3                           | sends of a run without outcome before it fails |
-| SWEEP_LIMIT                 | 5000                        | runs one sweep sends or fails at most |
+| SWEEP_LIMIT                 | 5000                        | runs one sweep sends, fails or prunes at most |
+| RUN_HISTORY_SECONDS         | 604800                      | finished runs older than this are deleted |
 | LOG_LEVEL                   | INFO                        | level of the admin's log (stderr) |
 
 The table is checked against :class:`AdminEnv` by ``tests/test_settings.py``. The
@@ -82,7 +83,10 @@ class AdminEnv(EnvSettings):
         30.0, gt=0, description="a run not sent this long after it was queued is sent by the sweep"
     )
     max_sends: int = Field(3, ge=1, description="sends of a run with no outcome before the sweep fails it")
-    sweep_limit: int = Field(5000, ge=1, description="runs one sweep sends or fails at most")
+    sweep_limit: int = Field(5000, ge=1, description="runs one sweep sends, fails or prunes at most")
+    run_history_seconds: float = Field(
+        7 * 86400.0, gt=0, description="finished runs older than this are deleted by the sweep"
+    )
     log_level: str = Field("INFO", description="level of the admin's log (stderr)")
 
 
@@ -217,6 +221,7 @@ STALLED_AFTER_SECONDS = ENV.stalled_after_seconds
 RESEND_UNSENT_AFTER_SECONDS = ENV.resend_unsent_after_seconds
 MAX_SENDS = ENV.max_sends
 SWEEP_LIMIT = ENV.sweep_limit
+RUN_HISTORY_SECONDS = ENV.run_history_seconds
 
 LOGGING = {
     "version": 1,

@@ -116,7 +116,16 @@ class FunctionAdmin(admin.ModelAdmin):
     list_per_page = 20
     actions = [refresh]
     fieldsets = [(None, {"fields": ["preset", "expression", "dt", "interval"]})]
-    readonly_fields = ["full_chart", "error_text", "processing_date", "status", "stage_trace", "sampling", "explore"]
+    readonly_fields = [
+        "full_chart",
+        "error_text",
+        "processing_date",
+        "status",
+        "stage_trace",
+        "run_history",
+        "sampling",
+        "explore",
+    ]
 
     # The list -----------------------------------------------------------------
 
@@ -180,6 +189,7 @@ class FunctionAdmin(admin.ModelAdmin):
             (_("Result"), {"fields": ["sampling", "status", "processing_date", "full_chart", "error_text"]}),
             (_("Explore the data"), {"fields": ["explore"]}),
             (_("Stages of the last run"), {"fields": ["stage_trace"], "classes": ["collapse"]}),
+            (_("Recent runs"), {"fields": ["run_history"], "classes": ["collapse"]}),
         ]
 
     @admin.display(description=_("chart"))
@@ -227,6 +237,35 @@ class FunctionAdmin(admin.ModelAdmin):
     @admin.display(description=_("error"))
     def error_text(self, obj: Function) -> str:
         return format_html('<pre class="fd-error">{}</pre>', obj.error) if obj.error else "—"
+
+    @admin.display(description=_("runs"))
+    def run_history(self, obj: Function) -> str:
+        runs = selectors.recent_runs(obj.pk)
+        if not runs:
+            return "—"
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("queued"),
+            _("state"),
+            _("function"),
+            _("sends"),
+            _("finished"),
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>y = {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    format_processing_date(run.queued_at),
+                    run.get_state_display(),
+                    run.expression,
+                    run.sends,
+                    format_processing_date(run.finished_at) if run.finished_at else "—",
+                )
+                for run in runs
+            ),
+        )
+        return format_html("<table>{}{}</table>", head, rows)
 
     @admin.display(description=_("stage trace"))
     def stage_trace(self, obj: Function) -> str:

@@ -23,6 +23,15 @@ class Chart:
     last_modified: datetime | None
 
 
+def recent_runs(pk: int, limit: int = 5) -> list[Run]:
+    """The newest runs of a row, newest first (its history, as PostgreSQL decided it)."""
+    return list(
+        Run.objects.filter(function_id=pk)
+        .order_by("-queued_at")
+        .only("id", "state", "queued_at", "sent_at", "sends", "finished_at", "expression", "dt", "interval")[:limit]
+    )
+
+
 def function_chart(pk: int) -> Chart | None:
     """The stored PNG of a function with its cache validators, or None."""
     row = Function.objects.filter(pk=pk, chart__isnull=False).values("chart", "result_run", "processed_at").first()

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -304,6 +304,23 @@ def sweep_runs() -> Swept:
             failed,
         )
     return Swept(len(claimed) - resent, resent, failed)
+
+
+def prune_history() -> int:
+    """Delete finished runs older than ``RUN_HISTORY_SECONDS`` (at most ``SWEEP_LIMIT`` per call),
+    never a row's current or stored run, and the batches left empty; returns how many runs."""
+    before = timezone.now() - timedelta(seconds=settings.RUN_HISTORY_SECONDS)
+    current = Function.objects.filter(Q(run_id=OuterRef("pk")) | Q(result_run=OuterRef("pk")))
+    old = (
+        Run.objects.filter(finished_at__lt=before)
+        .exclude(state=Run.State.QUEUED)
+        .exclude(Exists(current))
+        .values_list("pk", flat=True)[: settings.SWEEP_LIMIT]
+    )
+    deleted, _ = Run.objects.filter(pk__in=list(old)).delete()
+    if deleted:
+        Batch.objects.filter(started_at__lt=before).exclude(Exists(Run.objects.filter(batch=OuterRef("pk")))).delete()
+    return deleted
 
 
 def _lost_reason(now: datetime, sends: int) -> str:

@@ -49,6 +49,8 @@ def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
 
 @app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep_runs() -> dict[str, int]:
-    """Periodic (deploy/run beat): send unsent runs, send quiet ones again, fail the ones lost for good."""
+    """Periodic (deploy/run beat): send unsent runs, send quiet ones again, fail the ones lost for
+    good, and delete the runs older than RUN_HISTORY_SECONDS."""
     swept = services.sweep_runs()
-    return {"sent": swept.sent, "resent": swept.resent, "failed": swept.failed}
+    pruned = services.prune_history()
+    return {"sent": swept.sent, "resent": swept.resent, "failed": swept.failed, "pruned": pruned}
