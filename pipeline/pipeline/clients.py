@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import InvalidHeader, ProtocolError
 from urllib3.util.retry import Retry
 
 from pipeline import settings
@@ -34,6 +34,10 @@ def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
         raise TransientFailure(f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})") from exc
     except requests.ConnectionError as exc:
         raise TransientFailure(f"{service} at {url} is unreachable ({exc})") from exc
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError, ProtocolError) as exc:
+        # The connection broke (or the body came garbled) while the answer was read:
+        # the service or the network failed mid-answer, which a retry may not meet.
+        raise TransientFailure(f"{service} at {url} broke off its answer ({exc})") from exc
 
 
 def retry_after(response: requests.Response) -> float | None:
