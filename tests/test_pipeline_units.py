@@ -248,7 +248,7 @@ def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry
     from pipeline import clients, jobs, settings, status, tasks
     from pipeline.errors import TransientFailure
 
-    monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX", 30.0)
+    monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX", 30)
     monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deliveries=1))
     monkeypatch.setattr(status, "note", lambda *args: None)
 

@@ -41,7 +41,7 @@ class StageTask(Task):
 
     autoretry_for = (TransientFailure,)
     retry_backoff = settings.RETRY_BACKOFF
-    retry_backoff_max = int(settings.RETRY_BACKOFF_MAX)
+    retry_backoff_max = settings.RETRY_BACKOFF_MAX
     retry_jitter = True
     max_retries = settings.MAX_RETRIES
 
