@@ -103,8 +103,12 @@ app.conf.update(
         SWEEP_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
     },
     # The scheduler is its own process (deploy/run beat); the persist worker runs the sweep.
+    # Beat does not know the sweep task (the admin implements it), so it sends it by name
+    # with the entry's options; without ignore_result, send_task first subscribes to its
+    # result in Redis (backend.on_task_call), which during a Redis outage retries for about
+    # 20 s and logs CRITICAL "Retry limit exceeded", the sweep unsent (tests/test_beat.py).
     beat_schedule={
-        "fail-stalled-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY},
+        "fail-stalled-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY, "options": {"ignore_result": True}},
     },
     # Beat writes its schedule file after every task it sends, so with every sweep
     # (Celery's default: at most every 3 minutes); compose's beat healthcheck takes a
