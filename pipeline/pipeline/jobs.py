@@ -31,6 +31,7 @@ class TraceEntry(TypedDict, total=False):
     seconds: float
     attempts: int
     exporter: str
+    failed_exporters: list[str]
 
 
 class Job(TypedDict):
