@@ -29,7 +29,9 @@ TEST_ENV = {
     "POINTS_CONCURRENCY": "2",
     "PERSIST_CONCURRENCY": "2",
     "PIPELINE_MAX_RETRIES": "50",
-    "PIPELINE_RETRY_BACKOFF": "0.5",
+    "PIPELINE_RETRY_BACKOFF": "1",
+    # A hung export server costs a render this long (tests/test_exporter_failover.py freezes one).
+    "PIPELINE_HTTP_TIMEOUT": "10",
     # Batches of more than 10 rows take the fan-out path (one message, sent on by the points worker).
     "PIPELINE_FANOUT_OVER": "10",
     "ADD_WAIT_SECONDS": "30",

@@ -60,6 +60,24 @@ def test_concurrent_renders_of_one_process_spread_over_the_export_servers(monkey
     assert retry != first  # a retry moves on to the next export server
 
 
+def test_a_retry_avoids_the_export_servers_it_failed_at_in_any_process(monkeypatch):
+    from pipeline import settings, tasks
+
+    urls = ["http://127.0.0.1:7801", "http://127.0.0.1:7802", "http://127.0.0.1:7803"]
+    monkeypatch.setattr(settings, "EXPORTER_URLS", urls)
+    for index in range(4):  # whichever pool process (its index) and worker takes the retry
+        monkeypatch.setattr(tasks, "current_process", lambda index=index: type("P", (), {"index": index})())
+        for worker in ("render@a", "render@b"):
+            for attempt in range(4):
+                with tasks.exporter_lease(worker, attempt, [urls[0]]) as url:
+                    assert url != urls[0]
+                with tasks.exporter_lease(worker, attempt, urls[:2]) as url:
+                    assert url == urls[2]
+                with tasks.exporter_lease(worker, attempt, urls) as url:  # every one failed: any will do
+                    assert url in urls
+    assert not +tasks._in_flight
+
+
 def test_one_retry_policy_retries_within_the_window_then_gives_up(monkeypatch):
     import time
 
@@ -248,7 +266,7 @@ def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry
     from pipeline import clients, jobs, settings, status, tasks
     from pipeline.errors import TransientFailure
 
-    monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX", 30.0)
+    monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX", 30)
     monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deaths=0))
     monkeypatch.setattr(status, "note", lambda *args: None)
 

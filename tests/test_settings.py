@@ -115,3 +115,49 @@ def test_the_admin_refuses_to_start_with_a_bad_value_and_says_which() -> None:
     assert result.returncode != 0
     assert "django_login_failure_limit" in result.stderr
     assert "SettingsError: admin environment" in result.stderr
+
+
+RETRY_SECONDS = ["PIPELINE_RETRY_BACKOFF", "PIPELINE_RETRY_BACKOFF_MAX"]
+
+
+@pytest.mark.parametrize("name", RETRY_SECONDS)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0.5", "not a whole number"),  # Celery int()s it: 0.5 would be 1, 2.5 would be 2
+        ("2.5", "not a whole number"),
+        ("1e3", "not a whole number"),
+        ("soon", "not a whole number"),
+        ("0", "at least 1"),  # no backoff at all (or every retry at once)
+        ("-3", "at least 1"),
+    ],
+)
+def test_retry_seconds_celery_would_coerce_are_refused_naming_the_variable(
+    monkeypatch, name: str, value: str, problem: str
+) -> None:
+    """Celery's autoretry int()s retry_backoff and retry_backoff_max (celery/app/autoretry.py)
+    and a falsy retry_backoff means no backoff at all (each retry then waits
+    default_retry_delay, 180 s): such a value would silently not mean what it says."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load(pipeline_settings.PipelineEnv, "pipeline")
+    message = str(refused.value)
+    assert name in message and name.lower() in message, message
+    assert problem in message and repr(value) in message, message
+
+
+@pytest.mark.parametrize("name", RETRY_SECONDS)
+def test_retry_seconds_are_whole_seconds_as_celery_takes_them(monkeypatch, name: str) -> None:
+    monkeypatch.setenv(name, " 7 ")
+    value = getattr(load(pipeline_settings.PipelineEnv, "pipeline"), name.lower())
+    assert value == 7 and type(value) is int
+    defaults = pipeline_settings.PipelineEnv.model_construct()
+    assert (defaults.pipeline_retry_backoff, defaults.pipeline_retry_backoff_max) == (1, 30)
+
+
+def test_the_stage_tasks_get_the_retry_seconds_unchanged() -> None:
+    from pipeline.celery import StageTask
+
+    assert StageTask.retry_backoff == pipeline_settings.RETRY_BACKOFF == int(pipeline_settings.RETRY_BACKOFF) >= 1
+    assert StageTask.retry_backoff_max == pipeline_settings.RETRY_BACKOFF_MAX >= 1
+    assert type(StageTask.retry_backoff) is int and type(StageTask.retry_backoff_max) is int

@@ -26,6 +26,9 @@ SWEEP_TASK = "pipeline.sweep_runs"
 
 # Carried by a retried message: when the stage first failed (unix seconds).
 FIRST_FAILURE_HEADER = "fd_first_failure"
+# Carried by a retried message: the servers (export server URLs) its earlier attempts
+# failed at transiently; the retry goes to another one while one remains.
+FAILED_TARGETS_HEADER = "fd_failed_targets"
 
 
 class StageTask(Task):
@@ -36,18 +39,24 @@ class StageTask(Task):
     A stage asks :meth:`may_retry` before it gives up and passes the failure on.
     A service that says how long to wait (``Retry-After``, e.g. datagen's 503
     ``busy``) is waited for: that is the delay's floor, capped at
-    ``PIPELINE_RETRY_BACKOFF_MAX``.
+    ``PIPELINE_RETRY_BACKOFF_MAX``. The server a transient failure names
+    (``TransientFailure.target``) travels with the retry (:data:`FAILED_TARGETS_HEADER`),
+    so whichever process or worker takes the retry sends it elsewhere.
     """
 
     autoretry_for = (TransientFailure,)
     retry_backoff = settings.RETRY_BACKOFF
-    retry_backoff_max = int(settings.RETRY_BACKOFF_MAX)
+    retry_backoff_max = settings.RETRY_BACKOFF_MAX
     retry_jitter = True
     max_retries = settings.MAX_RETRIES
 
     def retry(self, *args, **kwargs):  # type: ignore[override]
         headers = dict(self.request.headers or {})
         headers.setdefault(FIRST_FAILURE_HEADER, time.time())
+        target = getattr(kwargs.get("exc"), "target", None)
+        failed = list(headers.get(FAILED_TARGETS_HEADER) or [])
+        if target and target not in failed:
+            headers[FAILED_TARGETS_HEADER] = [*failed, target]
         kwargs["headers"] = headers
         wait = getattr(kwargs.get("exc"), "retry_after", None)
         if wait is not None:
@@ -58,6 +67,10 @@ class StageTask(Task):
         """Seconds since this stage first failed (0 on a first attempt)."""
         first = (self.request.headers or {}).get(FIRST_FAILURE_HEADER)
         return max(0.0, time.time() - float(first)) if first else 0.0
+
+    def failed_targets(self) -> list[str]:
+        """The servers this stage's earlier attempts failed at (empty on a first attempt)."""
+        return [str(url) for url in (self.request.headers or {}).get(FAILED_TARGETS_HEADER) or []]
 
     def may_retry(self) -> bool:
         """Whether a transient failure now is still retried (within the window and the cap)."""
@@ -108,8 +121,12 @@ app.conf.update(
         SWEEP_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
     },
     # The scheduler is its own process (deploy/run beat); the persist worker runs the sweep.
+    # Beat does not know the sweep task (the admin implements it), so it sends it by name
+    # with the entry's options; without ignore_result, send_task first subscribes to its
+    # result in Redis (backend.on_task_call), which during a Redis outage retries for about
+    # 20 s and logs CRITICAL "Retry limit exceeded", the sweep unsent (tests/test_beat.py).
     beat_schedule={
-        "fail-stalled-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY},
+        "sweep-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY, "options": {"ignore_result": True}},
     },
     # Beat writes its schedule file after every task it sends, so with every sweep
     # (Celery's default: at most every 3 minutes); compose's beat healthcheck takes a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import InvalidHeader, ProtocolError
 from urllib3.util.retry import Retry
 
 from pipeline import settings
@@ -27,13 +27,20 @@ session.trust_env = False
 _RETRY_AFTER = Retry()
 
 
-def _post(service: str, url: str, payload: dict[str, Any]) -> requests.Response:
+def _post(service: str, url: str, payload: dict[str, Any], target: str | None = None) -> requests.Response:
+    """POST ``payload``; a timeout, an unreachable service or an answer broken off is a
+    TransientFailure (``target``: the server to name as failed, for the retry to avoid)."""
     try:
         return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
     except requests.Timeout as exc:
-        raise TransientFailure(f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})") from exc
+        message = f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})"
+        raise TransientFailure(message, target=target) from exc
     except requests.ConnectionError as exc:
-        raise TransientFailure(f"{service} at {url} is unreachable ({exc})") from exc
+        raise TransientFailure(f"{service} at {url} is unreachable ({exc})", target=target) from exc
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError, ProtocolError) as exc:
+        # The connection broke (or the body came garbled) while the answer was read:
+        # the service or the network failed mid-answer, which a retry may not meet.
+        raise TransientFailure(f"{service} at {url} broke off its answer ({exc})", target=target) from exc
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -90,7 +97,7 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
         "height": height,
         "scale": 1,
     }
-    response = _post("export server", url + "/", payload)
+    response = _post("export server", url + "/", payload, target=url)
     if response.status_code == 200 and response.content.startswith(PNG_SIGNATURE):
         return response.content
     body = json_or_none(response)
@@ -101,7 +108,7 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
     if response.status_code == 200:
         raise StageFailure(f"export server {url} answered 200 without a PNG image")
     if response.status_code >= 500 or response.status_code == 429 or code in EXPORTER_TRANSIENT_CODES:
-        raise TransientFailure(message, retry_after=retry_after(response))
+        raise TransientFailure(message, retry_after=retry_after(response), target=url)
     raise StageFailure(message)
 
 

@@ -12,8 +12,11 @@ class TransientFailure(Exception):
 
     ``retry_after``: the seconds the service asked to wait (its ``Retry-After``);
     the retry policy waits at least that long (:meth:`pipeline.celery.StageTask.retry`).
+    ``target``: the server that failed (an export server's URL); the retry carries it
+    and goes to another server while one remains (:func:`pipeline.tasks.exporter_lease`).
     """
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, target: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.target = target

@@ -33,6 +33,7 @@ class TraceEntry(TypedDict, total=False):
     attempts: int
     redelivered: bool
     exporter: str
+    failed_exporters: list[str]
 
 
 class Job(TypedDict):

@@ -6,6 +6,9 @@ them; :class:`EnvSettings` holds the one rule, the admin's settings use it too).
 The rule: an unset, empty or blank variable means the default; any other value
 (surrounding whitespace stripped) must parse as the declared type, or the
 process refuses to start with an error that names the variable.
+PIPELINE_RETRY_BACKOFF and PIPELINE_RETRY_BACKOFF_MAX are whole seconds, at least 1:
+Celery int()s both and takes a backoff of 0 as none at all (every retry would wait
+180 s), so a fraction or 0 is refused rather than silently changed.
 
 | env var                       | default                              | meaning |
 |-------------------------------|--------------------------------------|---------|
@@ -19,8 +22,8 @@ process refuses to start with an error that names the variable.
 | PIPELINE_HTTP_TIMEOUT         | 30                                   | seconds per HTTP call to datagen/exporter |
 | PIPELINE_RETRY_WINDOW         | 180                                  | s a stage retries after its first failure |
 | PIPELINE_MAX_RETRIES          | 100                                  | hard cap of retries per stage |
-| PIPELINE_RETRY_BACKOFF        | 1                                    | retry delay factor, s (full jitter) |
-| PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of one retry delay or Retry-After, s |
+| PIPELINE_RETRY_BACKOFF        | 1                                    | delay factor, whole s >= 1 (full jitter) |
+| PIPELINE_RETRY_BACKOFF_MAX    | 30                                   | cap of a delay/Retry-After, whole s >= 1 |
 | PIPELINE_MAX_DELIVERIES       | 3                                    | deaths under one message before it is parked |
 | PIPELINE_REDIS_TIMEOUT        | 1                                    | seconds per status call to Redis |
 | PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -90,9 +93,9 @@ class PipelineEnv(EnvSettings):
     pipeline_http_timeout: float = Field(30.0, gt=0, description="seconds per HTTP call to datagen/exporter")
     pipeline_retry_window: float = Field(180.0, ge=0, description="seconds a stage retries after its first failure")
     pipeline_max_retries: int = Field(100, ge=0, description="hard cap of retries per stage")
-    pipeline_retry_backoff: float = Field(1.0, ge=0, description="retry delay factor, seconds (full jitter)")
-    pipeline_retry_backoff_max: float = Field(
-        30.0, ge=0, description="cap of one retry delay (and of a Retry-After honoured), seconds"
+    pipeline_retry_backoff: int = Field(1, description="retry delay factor, whole seconds >= 1 (full jitter)")
+    pipeline_retry_backoff_max: int = Field(
+        30, description="cap of one retry delay (and of a Retry-After honoured), whole seconds >= 1"
     )
     pipeline_max_deliveries: int = Field(
         3, ge=1, description="starts of one message that ended with its process dying, before it is parked"
@@ -106,6 +109,37 @@ class PipelineEnv(EnvSettings):
     pipeline_status_ttl: int = Field(
         86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch"
     )
+
+    @field_validator("pipeline_retry_backoff", "pipeline_retry_backoff_max", mode="before")
+    @classmethod
+    def _whole_seconds_celery_keeps(cls, value: Any, info: ValidationInfo) -> Any:
+        """Celery's autoretry (celery/app/autoretry.py) int()s both, ``int(max(1.0, retry_backoff))``
+        and ``int(retry_backoff_max)``, and a falsy ``retry_backoff`` means no backoff at all
+        (every retry waits ``default_retry_delay``, 180 s); a cap of 0 makes every retry
+        immediate. So only a whole number of seconds, at least 1, means what it says."""
+        name = (info.field_name or "").upper()
+        if isinstance(value, str):
+            if not value.strip():
+                return value  # blank: the default (the rule of EnvSettings)
+            try:
+                number = int(value.strip(), 10)
+            except ValueError:
+                raise ValueError(
+                    f"{name} = {value!r} is not a whole number of seconds: Celery truncates the retry "
+                    f"backoff to whole seconds, so a fraction would not mean what it says"
+                ) from None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            raise ValueError(f"{name} = {value!r} is not a whole number of seconds")
+        if number < 1:
+            effect = (
+                "0 turns Celery's backoff off (every retry would wait its default 180 s)"
+                if info.field_name == "pipeline_retry_backoff"
+                else "a cap below 1 s makes every retry immediate"
+            )
+            raise ValueError(f"{name} = {value!r} must be at least 1 (whole seconds): {effect}")
+        return number
 
 
 ENV: PipelineEnv = load(PipelineEnv, "pipeline")

@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,21 +167,25 @@ _in_flight_lock = threading.Lock()
 
 
 @contextmanager
-def exporter_lease(worker: str, attempt: int) -> Iterator[str]:
+def exporter_lease(worker: str, attempt: int, failed: Collection[str] = ()) -> Iterator[str]:
     """Pick the export server for one render and count it busy meanwhile.
 
-    Within one worker process (a thread pool) the least busy instance wins, so
-    N threads keep N single-page export servers busy without queueing behind
-    each other. Ties go by the process's own starting point (its pool index
-    and its worker name), so prefork processes and other hosts spread out too;
-    a retry moves one instance further.
+    ``failed``: the servers earlier attempts of this render failed at transiently
+    (they travel with the retry, :meth:`pipeline.celery.StageTask.failed_targets`);
+    none of them is picked while another server remains, whichever process or
+    worker takes the retry. Within one worker process (a thread pool) the least
+    busy instance wins, so N threads keep N single-page export servers busy
+    without queueing behind each other. Ties go by the process's own starting
+    point (its pool index and its worker name), so prefork processes and other
+    hosts spread out too; a retry moves one instance further.
     """
     urls = exporter_targets(settings.EXPORTER_URLS)
     index = getattr(current_process(), "index", None) or 0
     start = zlib.crc32(worker.encode()) + index + attempt
     ordered = [urls[(start + i) % len(urls)] for i in range(len(urls))]
+    candidates = [url for url in ordered if url not in failed] or ordered
     with _in_flight_lock:
-        url = min(ordered, key=lambda candidate: _in_flight[candidate])
+        url = min(candidates, key=lambda candidate: _in_flight[candidate])
         _in_flight[url] += 1
     try:
         yield url
@@ -193,12 +197,15 @@ def exporter_lease(worker: str, attempt: int) -> Iterator[str]:
 def _render(job: Job) -> Job:
     options = chart_options(job["expression"], job["points"], job["dt"], job["interval"])
     request = render_chart.request
-    with exporter_lease(request.hostname or "", request.retries) as url:
+    failed = render_chart.failed_targets()
+    with exporter_lease(request.hostname or "", request.retries, failed) as url:
         png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
     result: dict[str, Any] = {key: value for key, value in job.items() if key != "points"}
     # What the image shows, as it was drawn (tests and people check a chart against its row with it).
     drawn = {"expression": job["expression"], "dt": job["dt"], "interval": job["interval"]}
     result["stage_info"] = {"exporter": url, "drawn": drawn}
+    if failed:  # the servers earlier attempts failed at, avoided by this one
+        result["stage_info"]["failed_exporters"] = failed
     result["png"] = base64.b64encode(png).decode("ascii")
     return result  # type: ignore[return-value]
 
