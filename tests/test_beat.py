@@ -41,7 +41,7 @@ def on_task_call(*args):
 
 backend.on_task_call = on_task_call
 scheduler = Scheduler(app)  # the app's beat_schedule, merged as beat merges it
-entry = scheduler.schedule["fail-stalled-runs"]
+entry = scheduler.schedule["sweep-runs"]
 started = time.monotonic()
 scheduler.apply_entry(entry)  # what beat's tick does with a due entry
 seconds = time.monotonic() - started
@@ -64,7 +64,7 @@ def test_beat_sends_the_sweep_without_touching_the_result_backend() -> None:
     sent = json.loads(run.stdout.strip().splitlines()[-1])
     assert sent["backend_calls"] == [], f"beat subscribed to the sweep's result: {run.stderr[-2000:]}"
     assert sent["seconds"] < 3, sent
-    assert "Sending due task fail-stalled-runs" in run.stderr
+    assert "Sending due task sweep-runs" in run.stderr
     for trouble in ("Message Error", "Retry limit exceeded", "CRITICAL", "Connection to Redis lost", "Traceback"):
         assert trouble not in run.stderr, run.stderr[-2000:]
     assert sent["options"].get("ignore_result") is True
