@@ -26,7 +26,7 @@ from PIL import Image
 
 from functions import selectors, services
 from functions.models import Batch, Function, Run
-from pipeline import canvas, jobs, status
+from pipeline import api, canvas, jobs, status
 from pipeline.celery import PERSIST_TASK, app
 from tests.stack import wait_until
 
@@ -100,7 +100,7 @@ def queue_unsent(monkeypatch, pks: list[int], batch: bool = True) -> list[Run]:
         raise canvas.SendFailed("the message broker (test) did not take the work", [])
 
     with monkeypatch.context() as patched:
-        patched.setattr(canvas, "start_refresh", broken)
+        patched.setattr(api, "start_refresh", broken)
         services.queue_refresh(pks, batch=batch)
     return list(Run.objects.filter(function_id__in=pks, state=Run.State.QUEUED))
 

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 from celery import signals  # noqa: E402
 from django import db  # noqa: E402
 
-from pipeline.celery import app  # noqa: E402
+from pipeline.api import app  # noqa: E402
 
 app.autodiscover_tasks(["functions"])
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from pipeline.settings import EnvSettings, load, split_list
+from pipeline.api import EnvSettings, load, split_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BASE_DIR.parent

@@ -4,10 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from functions.models import Function
 from functions.numbers import parse_number
-from pipeline import settings as pipeline_settings
-from pipeline.charts import plot_width
-from pipeline.clients import check_function
-from pipeline.errors import TransientFailure
+from pipeline import api
 
 PRESETS = ["t + 2/t", "sin(t)"]
 CUSTOM = "__custom__"
@@ -95,9 +92,8 @@ class FunctionForm(forms.ModelForm):
             return cleaned  # Django already named the field that is missing or not a number
         # datagen checks the expression and the sample limits, as it will when drawing.
         try:
-            width = plot_width(pipeline_settings.CHART_WIDTH)
-            problems = check_function(expression, interval, dt, width)
-        except TransientFailure as exc:
+            problems = api.check_function(expression, interval, dt)
+        except api.TransientFailure as exc:
             raise forms.ValidationError(
                 _("The function could not be checked, try again: %(reason)s") % {"reason": exc}
             ) from exc

@@ -14,7 +14,7 @@ import math
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-from pipeline import charts
+from pipeline import api
 
 
 def _unit_symbol(symbol: str) -> str:
@@ -29,7 +29,7 @@ def _unit_symbol(symbol: str) -> str:
 
 def format_number(value: float, digits: int = 3) -> str:
     """A number for people in the current language (the chart's rule, with the language's decimal separator)."""
-    return charts.format_number(value, digits).replace(".", formats.get_format("DECIMAL_SEPARATOR"))
+    return api.format_number(value, digits).replace(".", formats.get_format("DECIMAL_SEPARATOR"))
 
 
 def duration_parts(value: float, unit: str) -> tuple[str, str | None]:
@@ -37,7 +37,7 @@ def duration_parts(value: float, unit: str) -> tuple[str, str | None]:
 
     ``duration_parts(1/60, "h")`` → ``("0.0167 h", "1 min")``; ``duration_parts(1, "d")`` → ``("1 d", None)``.
     """
-    number, symbol = charts.readable_duration(value * (3600.0 if unit == "h" else 86400.0))
+    number, symbol = api.readable_duration(value * (3600.0 if unit == "h" else 86400.0))
     text = f"{format_number(value)} {_unit_symbol(unit)}"
     if symbol == unit:
         return text, None

@@ -12,8 +12,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from functions.models import Batch, Function, Run
-from pipeline import settings as pipeline_settings
-from pipeline import status
+from pipeline import api
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def chart_etag(pk: int) -> str | None:
 def live_stages(functions: list[Function]) -> dict[int, str]:
     """The stage each in-progress row has reached, as the stages wrote it to Redis."""
     pending = [f for f in functions if f.in_progress]
-    rows = status.row_statuses(f.pk for f in pending)
+    rows = api.row_statuses(f.pk for f in pending)
     return {f.pk: rows[f.pk].stage for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
 
 
@@ -65,7 +64,7 @@ def set_live_stages(rows: list[Function]) -> None:
     """Give each row its ``live_stage`` (from Redis; "queued" when Redis knows nothing newer)."""
     live = live_stages(rows)
     for row in rows:
-        row.live_stage = live.get(row.pk, status.QUEUED)
+        row.live_stage = live.get(row.pk, api.QUEUED)
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class BatchProgress:
 def recent_batches(limit: int = 5) -> list[BatchProgress]:
     """The newest batches of the last ``PIPELINE_STATUS_TTL`` seconds, newest first, with their
     progress counted in PostgreSQL (right whatever happened to Redis)."""
-    since = timezone.now() - timedelta(seconds=pipeline_settings.STATUS_TTL)
+    since = timezone.now() - timedelta(seconds=api.STATUS_TTL)
     counted = {state: Count("runs", filter=Q(runs__state=state)) for state in Run.State.values}
     batches = (
         Batch.objects.filter(started_at__gte=since)

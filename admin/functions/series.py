@@ -7,7 +7,7 @@ snapped outwards to the same sample grid, so a zoomed point is the very sample
 the full series has, with its exact value.
 
 It asks datagen's ``/api/v1/points`` over HTTP (no import of datagen's code)
-through the pipeline's connection pool (``pipeline.clients.session``); the
+through the pipeline's connection pool (``pipeline.api.ask_datagen_points``); the
 error mapping here is the admin's own (HTTP statuses for the browser).
 """
 
@@ -22,8 +22,7 @@ from typing import Any
 import requests
 
 from functions.models import Function
-from pipeline import clients
-from pipeline import settings as pipeline_settings
+from pipeline import api
 
 SECONDS_PER_DAY = 86400.0
 SECONDS_PER_HOUR = 3600.0
@@ -92,7 +91,7 @@ def processing_window(function: Function, start: float | None = None, end: float
 
 
 def _errors(response: requests.Response) -> DatagenError:
-    body = clients.json_or_none(response)
+    body = api.json_or_none(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     if errors:
         message = "; ".join(str(err.get("message", "?")) for err in errors)
@@ -104,9 +103,8 @@ def _errors(response: requests.Response) -> DatagenError:
 
 
 def _post(payload: dict[str, Any], stream: bool = False) -> requests.Response:
-    url = f"{pipeline_settings.DATAGEN_URL}/api/v1/points"
     try:
-        response = clients.session.post(url, json=payload, timeout=pipeline_settings.HTTP_TIMEOUT, stream=stream)
+        response = api.ask_datagen_points(payload, stream=stream)
     except requests.RequestException as exc:
         raise DatagenError(502, f"datagen could not be asked: {exc}") from exc
     if response.status_code != 200:

@@ -23,7 +23,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from functions.models import Batch, Function, Run
-from pipeline import canvas, jobs, status
+from pipeline import api
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ def queue_refresh(pks: Iterable[int], batch: bool = True) -> str | None:
     return str(group.id) if group else None
 
 
-def job_of(run: Run) -> jobs.Job:
+def job_of(run: Run) -> api.Job:
     """The message that starts run ``run``'s chain, built from the run as PostgreSQL holds it."""
-    return jobs.new_job(
+    return api.new_job(
         run.function_id,
         str(run.id),
         run.expression,
@@ -136,7 +136,7 @@ def job_of(run: Run) -> jobs.Job:
     )
 
 
-def send_runs(to_send: list[jobs.Job]) -> int:
+def send_runs(to_send: list[api.Job]) -> int:
     """Send committed runs and record which the broker confirmed; returns how many.
 
     A run the broker did not take stays queued and unsent: the sweep sends it
@@ -144,8 +144,8 @@ def send_runs(to_send: list[jobs.Job]) -> int:
     leaves the runs unsent too, with the same ending.
     """
     try:
-        sent = canvas.start_refresh(to_send)
-    except canvas.SendFailed as exc:
+        sent = api.start_refresh(to_send)
+    except api.SendFailed as exc:
         log.error(
             "%d of %d runs not sent (the sweep sends them later): %s", len(to_send) - len(exc.sent), len(to_send), exc
         )
@@ -269,7 +269,7 @@ def sweep_runs() -> Swept:
     unsent = [run.id for run in due if run.sent_at is None]
     quiet = [run for run in due if run.sent_at is not None]
     if quiet:  # a stage heard of since (a retry, a long render): not quiet
-        live = status.row_statuses(run.function_id for run in quiet)
+        live = api.row_statuses(run.function_id for run in quiet)
         quiet = [
             run
             for run in quiet
@@ -279,7 +279,7 @@ def sweep_runs() -> Swept:
         ]
     lost = [str(run.id) for run in quiet if run.sends >= settings.MAX_SENDS]
     again = [run.id for run in quiet if run.sends < settings.MAX_SENDS]
-    if again and canvas.queued_messages() != 0:
+    if again and api.queued_messages() != 0:
         log.info("sweep: the stage queues hold work (or cannot be asked): %d quiet runs wait", len(again))
         again = []
     failed = fail_runs(lost, _lost_reason(now, settings.MAX_SENDS)) if lost else 0

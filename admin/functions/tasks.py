@@ -7,9 +7,17 @@ from typing import Any
 from django.db import InterfaceError, OperationalError
 
 from functions import services
-from pipeline import jobs, status
-from pipeline.celery import PERSIST_TASK, SWEEP_TASK, StageTask, app
-from pipeline.tasks import enter_stage, left_stage
+from pipeline.api import (
+    PERSIST_TASK,
+    SWEEP_TASK,
+    StageTask,
+    app,
+    enter_stage,
+    left_stage,
+    note,
+    trace_entry,
+    with_trace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +39,16 @@ def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     try:
         # Any outcome is stored, an earlier stage's error too: persist always enters.
         job = enter_stage(self, "persist", job)  # type: ignore[arg-type]
-        job = jobs.with_trace(job, "persist", jobs.trace_entry(self.request, time.time()))  # type: ignore[arg-type]
+        job = with_trace(job, "persist", trace_entry(self.request, time.time()))  # type: ignore[arg-type]
         try:
             stored = services.store_result(job)
         except (OperationalError, InterfaceError) as exc:
             cause = f'Stage "persist": PostgreSQL is unreachable ({exc})'.strip()
             if self.may_retry():
-                status.note(function_id, run, cause)
+                note(function_id, run, cause)
                 log.warning("run %s: %s, retrying", run, cause)
                 raise
-            status.note(function_id, run, f"{cause}; gave up after {self.failing_for():.0f} s")
+            note(function_id, run, f"{cause}; gave up after {self.failing_for():.0f} s")
             raise PersistGaveUp(f"run {run}: {cause}; gave up after {self.failing_for():.0f} s") from exc
     finally:
         left_stage(self)

@@ -112,6 +112,13 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
     raise StageFailure(message)
 
 
+def ask_datagen_points(payload: dict[str, Any], stream: bool = False) -> requests.Response:
+    """POST ``payload`` to datagen's ``/api/v1/points`` through this pool, as it answers
+    (the admin's interactive chart and CSV; they map its statuses themselves)."""
+    url = f"{settings.DATAGEN_URL}/api/v1/points"
+    return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT, stream=stream)
+
+
 def check_function(expression: str, interval: float, dt: float, width: int) -> dict[str, str]:
     """Ask datagen whether a function and its parameters make a series it can draw.
 

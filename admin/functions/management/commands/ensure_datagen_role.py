@@ -34,7 +34,7 @@ from psycopg2 import sql
 from pydantic import Field
 
 from functions.management.roles import ensure_login_role
-from pipeline.settings import EnvSettings, load
+from pipeline.api import EnvSettings, load
 
 DEFAULT_ROLE = "datagen"
 

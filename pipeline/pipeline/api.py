@@ -1,0 +1,81 @@
+"""The pipeline's public entry point: everything the admin (service 1) uses of the pipeline.
+
+The admin imports this module only, never the workers' internals (their HTTP
+client, chart builder, settings); ``tests/test_architecture.py`` holds it to that.
+
+- **Sending runs**: :func:`new_job` builds the message of one run, :func:`start_refresh`
+  sends one chain per job (publisher confirms) and returns the runs the broker took,
+  :class:`SendFailed` says which it took before it failed; :func:`queued_messages`
+  counts the work waiting in the stage queues.
+- **The live view** (Redis, never needed to decide): :func:`show_queued`,
+  :func:`row_statuses`, the live stage names, :func:`note`.
+- **The persist stage's frame** (the admin implements persist and the sweep, the
+  pipeline routes and retries them): :data:`app`, :class:`StageTask`,
+  :data:`PERSIST_TASK`, :data:`SWEEP_TASK`, :func:`enter_stage`, :func:`left_stage`,
+  :func:`with_trace`, :func:`trace_entry`.
+- **Asking datagen** through the pipeline's connection pool: :func:`check_function`
+  (the add and change forms), :func:`ask_datagen_points` (the interactive chart, CSV),
+  :func:`json_or_none`, :class:`TransientFailure`.
+- **Numbers as the charts write them**: :func:`format_number`, :func:`readable_duration`.
+- **Settings**: :class:`EnvSettings` and :func:`load` (the one rule of every service's
+  settings), :func:`split_list`, and :data:`STATUS_TTL` (how long the live view keeps
+  a run, so how long the list shows a batch).
+"""
+
+from __future__ import annotations
+
+from pipeline import charts, clients, settings
+from pipeline.canvas import SendFailed, queued_messages, start_refresh
+from pipeline.celery import PERSIST_TASK, SWEEP_TASK, StageTask, app
+from pipeline.charts import format_number, readable_duration
+from pipeline.clients import ask_datagen_points, json_or_none
+from pipeline.errors import TransientFailure
+from pipeline.jobs import Job, new_job, trace_entry, with_trace
+from pipeline.settings import EnvSettings, load, split_list
+from pipeline.status import LIVE_STAGE, PERSISTING, POINTS, QUEUED, RENDERING, RowStatus, note, row_statuses
+from pipeline.status import start_runs as show_queued
+from pipeline.tasks import enter_stage, left_stage
+
+STATUS_TTL = settings.STATUS_TTL
+
+
+def check_function(expression: str, interval: float, dt: float) -> dict[str, str]:
+    """datagen's problems with a function and its sampling, by field (empty: none), for the
+    chart the pipeline draws. Raises :class:`TransientFailure` when datagen cannot be asked."""
+    return clients.check_function(expression, interval, dt, charts.plot_width(settings.CHART_WIDTH))
+
+
+__all__ = [
+    "LIVE_STAGE",
+    "PERSISTING",
+    "PERSIST_TASK",
+    "POINTS",
+    "QUEUED",
+    "RENDERING",
+    "STATUS_TTL",
+    "SWEEP_TASK",
+    "EnvSettings",
+    "Job",
+    "RowStatus",
+    "SendFailed",
+    "StageTask",
+    "TransientFailure",
+    "app",
+    "ask_datagen_points",
+    "check_function",
+    "enter_stage",
+    "format_number",
+    "json_or_none",
+    "left_stage",
+    "load",
+    "new_job",
+    "note",
+    "queued_messages",
+    "readable_duration",
+    "row_statuses",
+    "show_queued",
+    "split_list",
+    "start_refresh",
+    "trace_entry",
+    "with_trace",
+]
