@@ -7,8 +7,10 @@
 # One place for what the three share: uv and the lock are installed once (stage
 # `uv`), and the runtime stages start from one base (`runtime`) whose layers
 # every image shares on disk. Each image holds only its own dependency group
-# (pyproject.toml), installed exactly as locked. Layers go from the least to
-# the most often changed: base, virtualenv (changes with uv.lock), code.
+# (pyproject.toml): its service's package (a uv workspace member: admin/,
+# pipeline/, datagen/) with that package's dependencies, installed exactly as
+# locked. Layers go from the least to the most often changed: base,
+# virtualenv (changes with uv.lock and the members' pyproject.toml), code.
 # The process commands are those of deploy/run, the local runner's too.
 
 # ---- build: uv and the lock, once
@@ -25,17 +27,40 @@ RUN pip install uv==0.13.8
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
 
-# ---- build: one virtualenv per service, exactly as locked (its group only)
+# ---- build: one virtualenv per service, exactly as locked (its group only).
+# First the third-party packages (no workspace member: their code is not here
+# yet, so this layer changes with uv.lock only) ...
 FROM uv AS venv-admin
-# The admin's group includes what the pipeline package needs when the admin
-# imports it (celery, redis, requests).
-RUN uv sync --frozen --no-install-project --only-group admin
+RUN uv sync --frozen --no-install-workspace --only-group admin
 
 FROM uv AS venv-pipeline
-RUN uv sync --frozen --no-install-project --only-group pipeline
+RUN uv sync --frozen --no-install-workspace --only-group pipeline
 
 FROM uv AS venv-datagen
-RUN uv sync --frozen --no-install-project --only-group datagen
+RUN uv sync --frozen --no-install-workspace --only-group datagen
+
+# ... then the service's own packages, installed from its code (editable, as
+# locked: the virtualenv gets a .pth naming /app/<service>, where the runtime
+# image has the same code; nothing of the code itself goes into the
+# virtualenv, so the runtime's copy of it stays the same while only code changes).
+# uv builds them itself (uv_build), with nothing to download. The admin's
+# group holds the pipeline package too: the admin imports it.
+FROM venv-admin AS app-admin
+COPY pipeline/pyproject.toml pipeline/
+COPY pipeline/pipeline pipeline/pipeline
+COPY admin admin
+RUN uv sync --frozen --only-group admin
+
+FROM venv-pipeline AS app-pipeline
+COPY pipeline/pyproject.toml pipeline/
+COPY pipeline/pipeline pipeline/pipeline
+RUN uv sync --frozen --only-group pipeline
+
+FROM venv-datagen AS app-datagen
+COPY datagen/pyproject.toml datagen/
+COPY datagen/datagen_service datagen/datagen_service
+COPY datagen/series datagen/series
+RUN uv sync --frozen --only-group datagen
 
 # ---- build: Highstock for the admin's detail page, from the exporter's npm lock
 # (the Highcharts version that draws the PNGs). The same instructions as the
@@ -54,9 +79,7 @@ RUN PUPPETEER_SKIP_DOWNLOAD=true \
  && touch node_modules/.exporter-installed
 
 # ---- build: the admin's static files (served by WhiteNoise)
-FROM venv-admin AS admin-static
-COPY pipeline/pipeline pipeline/pipeline
-COPY admin admin
+FROM app-admin AS admin-static
 # What deploy/lib.sh ensure_admin_assets copies for the local runner.
 COPY --from=highcharts /app/exporter/node_modules/highcharts/highstock.js \
      /app/exporter/node_modules/highcharts/LICENSE.txt admin/vendor/highcharts/
@@ -64,7 +87,6 @@ COPY --from=highcharts /app/exporter/node_modules/highcharts/highstock.js \
 # require with debug off); it is not kept in the image.
 RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only-never-kept-in-the-image-0123456789 \
     DJANGO_STATIC_ROOT=/app/var/static \
-    PYTHONPATH=/app/pipeline \
     /app/.venv/bin/python admin/manage.py collectstatic --noinput --verbosity 0
 
 # ---- runtime base shared by the three images: no build tools, non-root
@@ -82,7 +104,7 @@ COPY deploy/compose/healthcheck deploy/compose/tcp-forward deploy/compose/
 
 # ---- the pipeline: worker-points, worker-render, flower
 FROM runtime AS pipeline
-COPY --from=venv-pipeline /app/.venv /app/.venv
+COPY --from=app-pipeline /app/.venv /app/.venv
 COPY pipeline/pipeline pipeline/pipeline
 # The one source of every process's command, shared with the local runner.
 COPY deploy/run deploy/run
@@ -95,7 +117,7 @@ CMD ["deploy/run", "worker-render"]
 
 # ---- datagen: Django + DRF under gunicorn; the series come from PostgreSQL
 FROM runtime AS datagen
-COPY --from=venv-datagen /app/.venv /app/.venv
+COPY --from=app-datagen /app/.venv /app/.venv
 COPY datagen/manage.py datagen/manage.py
 COPY datagen/datagen_service datagen/datagen_service
 COPY datagen/series datagen/series
@@ -114,7 +136,7 @@ CMD ["deploy/run", "datagen"]
 # (`deploy/run worker-persist`, it needs Django) and the one-shot migrate and
 # first-superuser step (`deploy/run bootstrap`)
 FROM runtime AS admin
-COPY --from=venv-admin /app/.venv /app/.venv
+COPY --from=app-admin /app/.venv /app/.venv
 COPY --from=admin-static /app/var/static /app/var/static
 COPY pipeline/pipeline pipeline/pipeline
 COPY admin admin

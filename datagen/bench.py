@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datagen_service.settings")
 # The benchmark's own statements may take long; the service keeps its own timeout.
 os.environ.setdefault("DATAGEN_STATEMENT_TIMEOUT_MS", "120000")
@@ -242,8 +241,8 @@ def endpoint(url: str, interval: float, dt: float, width: int | None) -> dict[st
 
 
 # The pixel comparison renders the product's own chart options (the
-# pipeline's charts module: a benchmark script may import it, the service does not).
-sys.path.insert(0, str(HERE.parent / "pipeline"))
+# pipeline's charts module, installed in the development environment: a benchmark
+# script may import it, the service does not).
 from pipeline.charts import chart_options, plot_width  # noqa: E402
 
 CHART_W, CHART_H = 800, 400

@@ -93,7 +93,7 @@ ensure_services() {
 }
 
 ensure_database() { # name: create it if missing, connecting as the admin's settings say (POSTGRES_*)
-  (cd "$ROOT/admin" && PYTHONPATH="$ROOT/pipeline" DJANGO_SETTINGS_MODULE=dashboard.settings python - "$1" <<'PY'
+  (cd "$ROOT/admin" && DJANGO_SETTINGS_MODULE=dashboard.settings python - "$1" <<'PY'
 import sys
 
 import psycopg2

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "admin"), str(ROOT / "pipeline")]
 os.environ.setdefault("TEST_SLOT", "9")
 # As `make dev` runs it: two render processes per export server.
 os.environ.setdefault("RENDER_CONCURRENCY", "4")

@@ -635,20 +635,24 @@ def test_python_images_install_from_the_lock_with_the_runners_uv(services: dict[
         assert len(chain) >= 2, f"{target}: its runtime starts from the shared runtime stage"
         venv = re.search(r"^COPY --from=(\S+) /app/.venv /app/.venv$", chain[0], re.MULTILINE)
         assert venv, f"{target}: copies no virtualenv"
-        sync = re.search(
-            r"uv sync --frozen --no-install-project --only-group (\w+)$",
-            stages(PYTHON_DOCKERFILE)[venv.group(1)],
-            re.MULTILINE,
-        )
-        assert sync and sync.group(1) in groups, f"{target}: not one dependency group from the lock"
-        assert sync.group(1) == target, f"{target} installs the {sync.group(1)} group"
+        # Its group from the lock: the third-party packages first (a layer of their own),
+        # then the service's own workspace packages, on top of them.
+        venv_chain = stage_chain(PYTHON_DOCKERFILE, venv.group(1))
+        syncs = [
+            re.findall(r"uv sync --frozen (--no-install-workspace )?--only-group (\w+)$", text, re.MULTILINE)
+            for text in reversed(venv_chain)
+        ]
+        syncs = [sync for stage_syncs in syncs for sync in stage_syncs]
+        assert syncs == [("--no-install-workspace ", target), ("", target)], f"{target}: installs {syncs}"
+        assert target in groups, f"{target}: not a dependency group of pyproject.toml"
         assert 'CMD ["deploy/run", ' in chain[0], target
         assert "LISTEN_HOST=0.0.0.0" in "".join(chain), target
 
 
 def test_admin_image_collects_static_files_where_whitenoise_serves_them() -> None:
     build_stage = stages(PYTHON_DOCKERFILE)["admin-static"]
-    assert re.search(r"DJANGO_STATIC_ROOT=/app/var/static \\\n.*\n.*manage\.py collectstatic --noinput", build_stage)
+    collect = r"DJANGO_STATIC_ROOT=/app/var/static \\\n(?:.*\\\n)*.*manage\.py collectstatic --noinput"
+    assert re.search(collect, build_stage)  # the same RUN: continued lines up to the command
     runtime = stages(PYTHON_DOCKERFILE)["admin"]
     assert "DJANGO_STATIC_ROOT=/app/var/static" in runtime
     assert "COPY --from=admin-static /app/var/static /app/var/static" in runtime

@@ -23,7 +23,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [os.environ.get("PYTHON", "python"), "manage.py", *args],
         cwd=ROOT / "admin",
-        env={**os.environ, "PYTHONPATH": str(ROOT / "pipeline"), "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env},
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,31 +1,26 @@
-"""The Django admin of functions: list with charts, add form, the Refresh action."""
+"""The Django admin of functions: list with charts, add form, the Refresh action.
+
+The chart image, live rows, points and CSV views are in ``functions/views.py``.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils import dateformat, formats, timezone
-from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import condition
 
-from functions import selectors, series, services
+from functions import selectors, series, services, views
 from functions.forms import FunctionForm
 from functions.models import Function
 from functions.numbers import duration_parts, format_duration
@@ -36,43 +31,12 @@ def format_processing_date(value: datetime) -> str:
     return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s T")
 
 
-# How long a browser keeps a versioned chart URL (?v=<result_run>): a year.
-CHART_MAX_AGE = 365 * 24 * 3600
-
-
-LIVE_COLUMNS = ["chart_or_error", "processing_date", "status"]  # what a row in flight changes
-MAX_LIVE_ROWS = 500
-
-
-def _query_number(request: HttpRequest, name: str) -> float | None:
-    """An optional finite number from the query string; a clear 400 naming the field otherwise."""
-    text = request.GET.get(name)
-    if text in (None, ""):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise BadQuery(name, f"{name} must be a finite number (unix seconds or pixels), not {text[:40]!r}")
-    return value
-
-
 def _duration_html(value: float, unit: str) -> str:
     """A duration for the list: each part kept on one line, the line breaking between them."""
     text, human = duration_parts(value, unit)
     if human is None:
         return format_html('<span class="fd-nowrap">{}</span>', text)
     return format_html('<span class="fd-nowrap">{}</span> <span class="fd-nowrap">({})</span>', text, human)
-
-
-class BadQuery(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
-
-    def response(self) -> JsonResponse:
-        return JsonResponse({"errors": [{"field": self.field, "message": self.message}]}, status=400)
 
 
 STAGE_LABELS = {
@@ -126,11 +90,14 @@ class FunctionAdmin(admin.ModelAdmin):
         "sampling",
         "explore",
     ]
+    # What a row in flight changes: the list's display methods that live-rows.json
+    # (views.live_rows_view) renders, so the polled cells are the list's own.
+    live_columns = ["chart_or_error", "processing_date", "status"]
 
     # The list -----------------------------------------------------------------
 
     def get_queryset(self, request):
-        # The list never loads the PNGs; the <img> tags fetch them from chart_view.
+        # The list never loads the PNGs; the <img> tags fetch them from views.chart_view.
         return super().get_queryset(request).defer("chart", "trace")
 
     def get_changelist(self, request, **kwargs):
@@ -336,155 +303,26 @@ class FunctionAdmin(admin.ModelAdmin):
         transaction.on_commit(lambda: selectors.wait_for_outcome(obj.pk, obj.run_id, settings.ADD_WAIT_SECONDS))
         return super().response_add(request, obj, post_url_continue)
 
-    # The chart image ------------------------------------------------------------
+    # The data views (functions/views.py) -------------------------------------------
 
     def get_urls(self):
+        # Each view gets this model admin (its view permission, its display methods).
+        extra = {"model_admin": self}
+        view = self.admin_site.admin_view
         # cacheable: the admin wraps its views in never_cache (no-store), which would make
         # the ETag and the versioned URL useless; chart_view sets its own Cache-Control.
-        chart = self.admin_site.admin_view(self.chart_view, cacheable=True)
-        view = self.admin_site.admin_view
+        chart = view(views.chart_view, cacheable=True)
         return [
-            path("<int:pk>/chart.png", chart, name="functions_function_chart"),
-            path("live-rows.json", view(self.live_rows_view), name="functions_function_live_rows"),
-            path("<int:pk>/points.json", view(self.points_view), name="functions_function_points"),
-            path("<int:pk>/points.csv", view(self.csv_view), name="functions_function_csv"),
+            path("<int:pk>/chart.png", chart, extra, name="functions_function_chart"),
+            path("live-rows.json", view(views.live_rows_view), extra, name="functions_function_live_rows"),
+            path("<int:pk>/points.json", view(views.points_view), extra, name="functions_function_points"),
+            path("<int:pk>/points.csv", view(views.csv_view), extra, name="functions_function_csv"),
             *super().get_urls(),
         ]
-
-    def chart_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        # Permission first: the conditional answer (304/412) must not tell a user
-        # without view permission that a chart exists.
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        return self._chart_response(request, pk)
-
-    @method_decorator(condition(etag_func=lambda request, pk: selectors.chart_etag(pk)))
-    def _chart_response(self, request: HttpRequest, pk: int) -> HttpResponse:
-        chart = selectors.function_chart(pk)
-        if chart is None:
-            raise Http404
-        response = HttpResponse(chart.png, content_type="image/png")
-        if request.GET.get("v") == chart.etag:
-            # The list and the detail page link ?v=<result_run>: that URL's bytes never
-            # change (a new run is a new URL), so the browser keeps it without asking.
-            response["Cache-Control"] = f"private, max-age={CHART_MAX_AGE}, immutable"
-        else:
-            response["Cache-Control"] = "private, no-cache"
-        return response
-
-    # Live rows, points and CSV ------------------------------------------------------
-
-    def live_rows_view(self, request: HttpRequest) -> JsonResponse:
-        """The live columns of the given rows (``?ids=1,2``), rendered as the list renders them.
-
-        The list's script polls this while rows are in flight; a reload shows the
-        same cells, since both come from the same display methods.
-        """
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        text = request.GET.get("ids", "")
-        try:
-            ids = sorted({int(part) for part in text.split(",") if part.strip()})
-        except ValueError:
-            return BadQuery("ids", "ids must be comma separated row ids").response()
-        if len(ids) > MAX_LIVE_ROWS:
-            return BadQuery("ids", f"at most {MAX_LIVE_ROWS} ids").response()
-        rows = selectors.rows_with_live_stage(ids)
-        payload = {
-            "rows": [
-                {
-                    "id": row.pk,
-                    "in_progress": row.in_progress,
-                    "cells": {name: str(getattr(self, name)(row) or "—") for name in LIVE_COLUMNS},
-                }
-                for row in rows
-            ],
-            "batches": render_to_string(
-                "admin/functions/function/batches.html", {"batches": selectors.recent_batches()}, request
-            ),
-        }
-        return JsonResponse(payload)
-
-    def _window(self, request: HttpRequest, pk: int) -> tuple[Function, series.Window, int | None]:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        function = get_object_or_404(Function, pk=pk)
-        start, end = _query_number(request, "start"), _query_number(request, "end")
-        width = _query_number(request, "width")
-        if width is not None and not 1 <= width <= series.MAX_WIDTH:
-            raise BadQuery("width", f"width must be between 1 and {series.MAX_WIDTH} pixels")
-        if start is not None and end is not None and end <= start:
-            raise BadQuery("end", "end must be after start")
-        return function, series.processing_window(function, start, end), None if width is None else int(width)
-
-    def points_view(self, request: HttpRequest, pk: int) -> JsonResponse:
-        """The points of a row's processing window, or of a part of it (zoom), M4 at ``width`` pixels."""
-        try:
-            function, window, width = self._window(request, pk)
-            body = series.window_points(function, window, width or 1000)
-        except BadQuery as exc:
-            return exc.response()
-        except series.DatagenError as exc:
-            return JsonResponse({"errors": [{"field": "datagen", "message": exc.message}]}, status=exc.status)
-        return JsonResponse(
-            {
-                "start": window.start_time,
-                "end": window.end_time,
-                "samples": window.samples,
-                "decimated": bool(body.get("decimated")),
-                "points": body["points"],
-            }
-        )
-
-    def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """The row's points as CSV, streamed: raw up to datagen's raw limit; ``?m4=<pixels>`` for M4."""
-        try:
-            function, window, _width = self._window(request, pk)
-            m4 = _query_number(request, "m4")
-            if m4 is not None and not 1 <= m4 <= series.MAX_WIDTH:
-                raise BadQuery("m4", f"m4 must be between 1 and {series.MAX_WIDTH} pixels")
-            pairs = series.stream_points(function, window, None if m4 is None else int(m4))
-        except BadQuery as exc:
-            return exc.response()
-        except series.DatagenError as exc:
-            if exc.code != "too_many_samples":
-                return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
-            query = request.GET.copy()
-            query["m4"] = "2000"
-            m4_url = f"{request.path}?{query.urlencode()}"
-            return HttpResponse(
-                render_to_string(
-                    "admin/functions/function/csv_refused.html",
-                    {"function": function, "message": exc.message, "m4_url": m4_url, "samples": window.samples},
-                    request,
-                ),
-                status=409,
-            )
-        name = f"function-{function.pk}-{'m4' if m4 is not None else 'raw'}.csv"
-        response = StreamingHttpResponse(_csv_rows(pairs), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
 
     class Media:
         css = {"all": ["functions/admin.css"]}
         js = ["functions/live_rows.js"]
-
-
-def _csv_rows(pairs: Iterator[tuple[bytes, bytes]]) -> Iterator[str]:
-    """CSV lines ``t_unix,t_utc,y``; numbers exactly as datagen (PostgreSQL) wrote them."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["t_unix_seconds", "t_utc", "y"])
-    yield out.getvalue()
-    batch: list[str] = []
-    for t, y in pairs:
-        moment = datetime.fromtimestamp(float(t), tz=UTC)
-        batch.append(f"{t.decode()},{moment:%Y-%m-%dT%H:%M:%S.%fZ},{y.decode()}\n")
-        if len(batch) >= 5000:
-            yield "".join(batch)
-            batch.clear()
-    if batch:
-        yield "".join(batch)
 
 
 class LiveChangeList(ChangeList):

@@ -400,7 +400,7 @@ def closed_doors(ports: dict[str, int]) -> None:
 
     deploy = in_container(
         "admin", "sh", "-c",
-        "cd /app/admin && PYTHONPATH=/app/pipeline DJANGO_SETTINGS_MODULE=dashboard.settings "
+        "cd /app/admin && DJANGO_SETTINGS_MODULE=dashboard.settings "
         "python manage.py check --deploy 2>&1",
     )  # fmt: skip
     reported = set(re.findall(r"\(([a-z_.]+\.[EWC]\d+)\)", deploy.stdout))
