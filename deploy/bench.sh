@@ -9,6 +9,9 @@ ensure_prerequisites
 export TEST_SLOT="${TEST_SLOT:-9}"
 ensure_test_vhost
 
+say "broker: persistent messages with and without publisher confirms"
+python -m tests.bench_confirms
+
 say "pipeline: bulk refresh vs the export servers alone, add-to-chart by stage"
 python -m tests.bench_pipeline "$@"
 
