@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from functions import services
 from functions.models import Function
-from tests.stack import wait_until
+from tests.rows import settled
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
 
@@ -24,21 +24,9 @@ def signed_in(client):
     return client
 
 
-def settled(pk: int) -> Function:
-    """The row once its latest run's outcome is stored."""
-    return wait_until(
-        lambda: (lambda f: f if f.state != Function.State.QUEUED and f.result_run == f.run_id else None)(
-            Function.objects.get(pk=pk)
-        ),
-        60,
-        f"row {pk} to settle",
-        poll=0.1,
-    )
-
-
 def make(expression: str, dt: float = 1, interval: float = 1) -> Function:
     function = services.create_function(expression=expression, dt=dt, interval=interval)
-    return settled(function.pk)
+    return settled([function.pk])[0]
 
 
 def edit(client, pk: int, preset: str, expression: str, dt: str = "1", interval: str = "1"):
@@ -70,7 +58,7 @@ def test_an_edit_of_the_function_saves_what_was_chosen_and_draws_it(stack, signe
     response = edit(signed_in, row.pk, preset, box)
     assert response.status_code == 200
     assert any("changed successfully" in message for message in messages_of(response)), messages_of(response)
-    after = settled(row.pk)
+    (after,) = settled([row.pk])
     assert after.expression == expected
     assert after.run_id != before and after.state == Function.State.DONE, after.error
     assert drawn(after) == {"expression": expected, "dt": 1.0, "interval": 1.0}
@@ -80,7 +68,7 @@ def test_an_edit_of_dt_and_interval_only_draws_the_new_sampling(stack, signed_in
     row = make("sin(t)")
     response = edit(signed_in, row.pk, "sin(t)", "", dt="0,5", interval="2")
     assert any("changed successfully" in message for message in messages_of(response))
-    after = settled(row.pk)
+    (after,) = settled([row.pk])
     assert (after.expression, after.dt, after.interval) == ("sin(t)", 0.5, 2.0)
     assert drawn(after) == {"expression": "sin(t)", "dt": 0.5, "interval": 2.0}
 

@@ -18,6 +18,7 @@ import pytest
 from functions import services
 from functions.models import Function
 from pipeline import settings as pipeline_settings
+from tests.rows import settled
 from tests.stack import http_ok, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
@@ -29,16 +30,6 @@ PRESETS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600) * exp(-t / 1e10)"]
 # failing server travelled with the retry, that process's own rotation sent it back to the
 # hung server (a row with 4 attempts, the batch 42 s; 22 s once it goes elsewhere).
 ROWS = 90
-
-
-def settled(pks: list[int], timeout: float) -> list[Function]:
-    """Wait until every row has stored the outcome of its latest run."""
-
-    def stored() -> list[Function] | None:
-        rows = list(Function.objects.filter(pk__in=pks))
-        return rows if all(r.result_run == r.run_id and r.state != Function.State.QUEUED for r in rows) else None
-
-    return wait_until(stored, timeout, f"{len(pks)} rows to settle", poll=0.25)
 
 
 def test_a_render_retry_after_a_hung_export_server_goes_to_the_other_one(stack):

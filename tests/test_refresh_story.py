@@ -13,28 +13,13 @@ from PIL import Image
 from functions import selectors, services
 from functions.models import Function
 from pipeline import status
+from tests.rows import make_rows
+from tests.rows import settled as wait_for_runs
 from tests.stack import http_ok, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
 
 LIST_URL = reverse("admin:functions_function_changelist")
-PRESETS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600) * exp(-t / 1e10)"]
-
-
-def make_rows(count: int) -> list[Function]:
-    return Function.objects.bulk_create(
-        Function(expression=PRESETS[i % len(PRESETS)], dt=1 + i % 3, interval=1 + i % 2) for i in range(count)
-    )
-
-
-def wait_for_runs(pks: list[int], timeout: float) -> list[Function]:
-    """Wait until every row has stored the outcome of its latest run."""
-
-    def settled():
-        rows = list(Function.objects.filter(pk__in=pks))
-        return rows if all(r.result_run == r.run_id and r.state != Function.State.QUEUED for r in rows) else None
-
-    return wait_until(settled, timeout, f"{len(pks)} rows to settle", poll=0.25)
 
 
 def assert_chart(row: Function) -> None:

@@ -28,25 +28,10 @@ from functions import selectors, services
 from functions.models import Batch, Function, Run
 from pipeline import api, canvas, jobs, status
 from pipeline.celery import PERSIST_TASK, app
+from tests.rows import make_rows, settled
 from tests.stack import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
-
-PRESETS = ["t + 2/t", "sin(t)", "t*t + 2/t", "cos(t / 3600)"]
-
-
-def make_rows(count: int) -> list[Function]:
-    return Function.objects.bulk_create(
-        Function(expression=PRESETS[i % len(PRESETS)], dt=1 + i % 3, interval=1) for i in range(count)
-    )
-
-
-def settled(pks: list[int], timeout: float = 90) -> list[Function]:
-    def check():
-        rows = list(Function.objects.filter(pk__in=pks))
-        return rows if all(r.result_run == r.run_id and r.state != Function.State.QUEUED for r in rows) else None
-
-    return wait_until(check, timeout, f"{len(pks)} rows to settle", poll=0.1)
 
 
 def assert_drawn_from_row(row: Function) -> None:

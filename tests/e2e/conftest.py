@@ -46,6 +46,19 @@ USERNAME, PASSWORD = "e2e-admin", "pw-for-e2e-tests-1"
 LANGUAGES = {"en": "en-US", "ru": "ru-RU"}  # admin language -> the browser's locale (Accept-Language)
 
 
+def sign_in(page) -> None:
+    """Sign in through the real login form; ends on the list of functions."""
+    from django.urls import reverse
+
+    list_url = reverse("admin:functions_function_changelist")
+    page.goto(list_url)
+    page.wait_for_url("**/admin/login/**")
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    page.locator("#login-form [type=submit]").click()
+    page.wait_for_url(f"**{list_url}")
+
+
 def off_loop(fn: Callable[..., T], *args, **kwargs) -> T:
     """Run an ORM call in a fresh thread (no event loop there) and close its connection."""
 

@@ -27,7 +27,7 @@ from django.urls import reverse
 from playwright.sync_api import Locator, Page
 
 from functions.models import Function
-from tests.e2e.conftest import PASSWORD, USERNAME, off_loop
+from tests.e2e.conftest import off_loop, sign_in
 from tests.e2e.test_user_story import LIST_URL, WAIT_SECONDS
 from tests.stack import wait_until
 
@@ -79,15 +79,6 @@ def settled(pk: int, stack, newer_than=None) -> Function:
         return wait_until(outcome, WAIT_SECONDS, f"row {pk} to settle", poll=0.1)
     except TimeoutError as exc:
         raise AssertionError(f"{exc}: {Function.objects.get(pk=pk).__dict__}\n{stack.logs()}") from None
-
-
-def sign_in(page: Page) -> None:
-    page.goto(LIST_URL)
-    page.wait_for_url("**/admin/login/**")
-    page.fill("#id_username", USERNAME)
-    page.fill("#id_password", PASSWORD)
-    page.locator("#login-form [type=submit]").click()
-    page.wait_for_url(f"**{LIST_URL}")
 
 
 def list_row(page: Page, pk: int) -> Locator:

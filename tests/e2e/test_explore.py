@@ -23,7 +23,7 @@ from django.urls import reverse
 from playwright.sync_api import Page
 
 from functions.models import Function
-from tests.e2e.conftest import PASSWORD, USERNAME, off_loop
+from tests.e2e.conftest import off_loop, sign_in
 from tests.e2e.test_user_story import LIST_URL, WAIT_SECONDS, assert_columns_in_view, row
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
@@ -45,15 +45,6 @@ DOC_SCREENSHOTS = {  # per test, then language
     "zoom": {"en": {"explore-zoomed": "explore.png"}, "ru": {"explore-zoomed": "explore-ru.png"}},
     "list": {"en": {"list-1280": "list-numbers.png"}, "ru": {"list-1280": "list-ru.png"}},
 }
-
-
-def sign_in(page: Page) -> None:
-    page.goto(LIST_URL)
-    page.wait_for_url("**/admin/login/**")
-    page.fill("#id_username", USERNAME)
-    page.fill("#id_password", PASSWORD)
-    page.locator("#login-form [type=submit]").click()
-    page.wait_for_url(f"**{LIST_URL}")
 
 
 def assert_close(actual: float, expected: float, what: str) -> None:
