@@ -357,3 +357,19 @@ def test_old_finished_runs_are_pruned_but_never_a_rows_current_or_stored_run(sta
     assert services.prune_history() == 4
     assert set(Run.objects.filter(function_id__in=pks).values_list("pk", flat=True)) == current
     assert not Batch.objects.filter(started_at=long_ago).exclude(runs__isnull=False).exists()
+
+
+def test_the_list_says_a_row_waits_for_the_broker_while_its_run_is_unsent(stack, monkeypatch, client):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    client.force_login(get_user_model().objects.create_superuser("lister", "l@example.com", "pw-for-tests-9"))
+    (row,) = make_rows(1)
+    queue_unsent(monkeypatch, [row.pk])
+    live = client.get(reverse("admin:functions_function_live_rows"), {"ids": str(row.pk)}).json()
+    assert "waiting for the broker" in live["rows"][0]["cells"]["status"]
+    with override_settings(RESEND_UNSENT_AFTER_SECONDS=0):
+        assert services.sweep_runs().sent == 1
+    settled([row.pk])
+    live = client.get(reverse("admin:functions_function_live_rows"), {"ids": str(row.pk)}).json()
+    assert live["rows"][0]["in_progress"] is False

@@ -40,6 +40,7 @@ def _duration_html(value: float, unit: str) -> str:
 
 
 STAGE_LABELS = {
+    selectors.UNSENT: _("waiting for the broker"),
     "queued": _("queued"),
     "points": _("generating points"),
     "rendering": _("rendering"),

@@ -46,11 +46,24 @@ def chart_etag(pk: int) -> str | None:
     return f'"{run_id}"' if run_id else None
 
 
+# The live stage of a queued run that the broker has not taken yet (it waits in the outbox).
+UNSENT = "unsent"
+
+
 def live_stages(functions: list[Function]) -> dict[int, str]:
-    """The stage each in-progress row has reached, as the stages wrote it to Redis."""
+    """The stage each in-progress row has reached: as the stages wrote it to Redis, or
+    ``unsent`` while its run waits for the broker (PostgreSQL's outbox)."""
     pending = [f for f in functions if f.in_progress]
-    rows = api.row_statuses(f.pk for f in pending)
-    return {f.pk: rows[f.pk].stage for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
+    if not pending:
+        return {}
+    unsent = set(
+        Run.objects.filter(id__in=[f.run_id for f in pending], sent_at__isnull=True).values_list(
+            "function_id", flat=True
+        )
+    )
+    rows = api.row_statuses(f.pk for f in pending if f.pk not in unsent)
+    live = {f.pk: rows[f.pk].stage for f in pending if f.pk in rows and rows[f.pk].run == str(f.run_id)}
+    return {**live, **dict.fromkeys(unsent, UNSENT)}
 
 
 def rows_with_live_stage(ids: list[int]) -> list[Function]:

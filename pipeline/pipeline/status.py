@@ -61,6 +61,15 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {0, open}
 """
 
+# A start of a message ended: take it back (only while its count exists: a count that
+# expired or was flushed is not made again, without its expiry).
+_FINISHED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+"""
+
 # A note on the row (the last transient failure), if the row still belongs to this run.
 _NOTE = """
 if redis.call('HGET', KEYS[1], 'run') == ARGV[1] then
@@ -146,7 +155,7 @@ def begin(function_id: int, run_id: str, queued_at: float, stage: str, delivery:
 def finished(delivery: str) -> None:
     """A start of message ``delivery`` finished (whatever its outcome): its process did not die."""
     try:
-        client().decr(_started_key(delivery))
+        _script(_FINISHED)(keys=[_started_key(delivery)])
     except redis.RedisError as exc:
         log.warning("could not record the end of %s: %s", delivery, exc)
 
