@@ -19,6 +19,7 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | POSTGRES_DB                 | function_dashboard          | database name |
 | POSTGRES_USER               | postgres                    | database role |
 | POSTGRES_PASSWORD           | (empty)                     | its password |
+| ADMIN_STATEMENT_TIMEOUT_MS  | 10000                       | statement_timeout per query, ms (0 = none: bootstrap) |
 | DJANGO_STATIC_ROOT          | (<repo>/var/static)         | where collectstatic puts files (served by WhiteNoise) |
 | DJANGO_SECURE_COOKIES       | false                       | true behind HTTPS: cookies sent only over TLS |
 | DJANGO_SECURE_SSL_REDIRECT  | false                       | true: redirect http to https (usually the proxy does it) |
@@ -67,6 +68,12 @@ class AdminEnv(EnvSettings):
     postgres_db: str = Field("function_dashboard", description="database name")
     postgres_user: str = Field("postgres", description="database role")
     postgres_password: str = Field("", description="its password")
+    admin_statement_timeout_ms: int = Field(
+        10000,
+        ge=0,
+        description="statement_timeout of every query of the admin and the persist worker, in ms "
+        "(0 = none: deploy/run bootstrap migrates without one)",
+    )
     django_static_root: str = Field("", description="where collectstatic puts files; empty = <repo>/var/static")
     django_secure_cookies: bool = Field(False, description="true behind HTTPS: cookies sent only over TLS")
     django_secure_ssl_redirect: bool = Field(False, description="true: redirect http to https")
@@ -160,6 +167,9 @@ DATABASES = {
         "PASSWORD": ENV.postgres_password,
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
+        # Sent at connect time: no request (nor a sweep, nor a persist) holds the database
+        # longer than this; PostgreSQL cancels the statement (issue 19).
+        "OPTIONS": {"options": f"-c statement_timeout={ENV.admin_statement_timeout_ms}"},
     }
 }
 
