@@ -21,7 +21,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from functions import selectors, series, services, views
-from functions.forms import FunctionForm
+from functions.forms import FunctionForm, LoginForm
 from functions.models import Function
 from functions.numbers import duration_parts, format_duration
 
@@ -51,6 +51,7 @@ admin.site.site_header = _("Function Dashboard")
 admin.site.site_title = _("Function Dashboard")
 admin.site.index_title = _("Functions and their charts")
 admin.site.enable_nav_sidebar = False
+admin.site.login_form = LoginForm
 
 
 @admin.action(description=_("Refresh"), permissions=["change"])

@@ -1,4 +1,6 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.validators import MaxLengthValidator
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
@@ -103,3 +105,16 @@ class FunctionForm(forms.ModelForm):
                 field = None  # a preset has no text field of its own: a form-wide error
             self.add_error(field, message)
         return cleaned
+
+
+class LoginForm(AdminAuthenticationForm):
+    """The admin's login form, with the user name's length checked before anyone authenticates.
+
+    Django's form only sets ``maxlength`` on the input; a longer name reached the login
+    throttle (django-axes), whose 255-character column made it a 500. Now it is a form error.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length or 150))
