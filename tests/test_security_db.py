@@ -169,6 +169,7 @@ def test_the_admins_own_role_owns_only_its_schema(monkeypatch):
     """With ADMIN_POSTGRES_USER (for deployments), the admin's role owns its schema and nothing more."""
     admin_role = f"dashboard_test{int(os.environ.get('TEST_SLOT', '0'))}"
     monkeypatch.setenv("ADMIN_POSTGRES_USER", admin_role)
+    monkeypatch.setenv("ADMIN_POSTGRES_PASSWORD", "tests-only-admin-role-password")  # required with debug off
     call_command("ensure_admin_role")
     call_command("ensure_admin_role")  # idempotent
     with connection.cursor() as cursor:

@@ -18,7 +18,7 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | POSTGRES_PORT               | 5432                        | PostgreSQL port |
 | POSTGRES_DB                 | function_dashboard          | database name |
 | POSTGRES_USER               | postgres                    | database role |
-| POSTGRES_PASSWORD           | (empty)                     | its password |
+| POSTGRES_PASSWORD           | (empty)                     | its password; required when debug is off |
 | ADMIN_STATEMENT_TIMEOUT_MS  | 10000                       | statement_timeout per query, ms (0 = none: bootstrap) |
 | DJANGO_STATIC_ROOT          | (<repo>/var/static)         | where collectstatic puts files (served by WhiteNoise) |
 | DJANGO_SECURE_COOKIES       | false                       | true behind HTTPS: cookies sent only over TLS |
@@ -67,7 +67,7 @@ class AdminEnv(EnvSettings):
     postgres_port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port")
     postgres_db: str = Field("function_dashboard", description="database name")
     postgres_user: str = Field("postgres", description="database role")
-    postgres_password: SecretStr = Field("", description="its password")
+    postgres_password: SecretStr = Field("", description="its password; required when debug is off")
     admin_statement_timeout_ms: int = Field(
         10000,
         ge=0,
@@ -112,6 +112,11 @@ if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "insecure"
         "DJANGO_SECRET_KEY must be set to a random value of at least 50 characters when DJANGO_DEBUG is off "
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')"
     )
+if not DEBUG and not env.postgres_password.get_secret_value():
+    from django.core.exceptions import ImproperlyConfigured
+
+    # An empty password would be sent as none at all: refused, as the README's Security section says.
+    raise ImproperlyConfigured("POSTGRES_PASSWORD must be set (not empty) when DJANGO_DEBUG is off")
 
 ALLOWED_HOSTS = split_list(env.django_allowed_hosts)
 CSRF_TRUSTED_ORIGINS = split_list(env.django_csrf_trusted_origins)
