@@ -142,6 +142,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # PostgreSQL away: a view's OperationalError/InterfaceError answers 503 with a page saying so.
+    "functions.database_away.DatabaseAwayMiddleware",
     # Last, as django-axes asks: it answers 429 to a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]
