@@ -5,7 +5,7 @@ from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from functions.models import Function
-from functions.numbers import parse_number
+from functions.numbers import parse_number, sampling_problems
 from pipeline import api
 
 PRESETS = ["t + 2/t", "sin(t)"]
@@ -92,6 +92,11 @@ class FunctionForm(forms.ModelForm):
         dt, interval = cleaned.get("dt"), cleaned.get("interval")
         if not expression or dt is None or interval is None:
             return cleaned  # Django already named the field that is missing or not a number
+        bounds = sampling_problems(dt, interval)
+        if bounds:  # 1e-320, 1e300: refused here, before asking datagen
+            for field, message in bounds.items():
+                self.add_error(field, message)
+            return cleaned
         # datagen checks the expression and the sample limits, as it will when drawing.
         try:
             problems = api.check_function(expression, interval, dt)
