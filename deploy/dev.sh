@@ -31,10 +31,18 @@ for ((i = 1; i <= EXPORTER_INSTANCES; i++)); do
   echo "exporter$i: EXPORTER_PORT=$((7800 + i)) deploy/run exporter" >>"$procfile"
 done
 
+# The banner names the development account's password (admin/admin, debug only); a password
+# you set yourself (DJANGO_SUPERUSER_PASSWORD) is never printed.
+if [[ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]]; then
+  login="user: ${DJANGO_SUPERUSER_USERNAME:-admin}, password: the DJANGO_SUPERUSER_PASSWORD you set"
+else
+  login="user: ${DJANGO_SUPERUSER_USERNAME:-admin}, password: admin"
+fi
+
 cat <<MSG
 
   Function Dashboard is starting:
-    admin   http://127.0.0.1:${ADMIN_PORT:-8000}/admin/   (user: ${DJANGO_SUPERUSER_USERNAME:-admin}, password: ${DJANGO_SUPERUSER_PASSWORD:-admin})
+    admin   http://127.0.0.1:${ADMIN_PORT:-8000}/admin/   ($login)
     Flower  http://127.0.0.1:${FLOWER_PORT:-5555}/
     ${EXPORTER_INSTANCES} export servers (:7801...), ${RENDER_CONCURRENCY} render processes (${SIZING_CORES} cores, ${SIZING_AVAILABLE_MB} MB available)
   Ctrl-C stops everything.

@@ -16,6 +16,10 @@ TEST_ENV = {
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     # pytest-django creates test_<POSTGRES_DB>; the workers are pointed at it.
     "POSTGRES_DB": f"function_dashboard_{SLOT}",
+    # Debug is off here, so the admin requires its secrets; the local PostgreSQL trusts
+    # 127.0.0.1, so these passwords are set on the roles but checked by no one.
+    "POSTGRES_PASSWORD": "tests-only-postgres-password",
+    "DATAGEN_POSTGRES_PASSWORD": "tests-only-datagen-password",
     # PostgreSQL roles are cluster-wide: datagen's role is one per slot too.
     "DATAGEN_POSTGRES_USER": f"datagen_test{SLOT}",
     "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/function_dashboard_test{SLOT or ''}",

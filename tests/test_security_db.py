@@ -169,6 +169,7 @@ def test_the_admins_own_role_owns_only_its_schema(monkeypatch):
     """With ADMIN_POSTGRES_USER (for deployments), the admin's role owns its schema and nothing more."""
     admin_role = f"dashboard_test{int(os.environ.get('TEST_SLOT', '0'))}"
     monkeypatch.setenv("ADMIN_POSTGRES_USER", admin_role)
+    monkeypatch.setenv("ADMIN_POSTGRES_PASSWORD", "tests-only-admin-role-password")  # required with debug off
     call_command("ensure_admin_role")
     call_command("ensure_admin_role")  # idempotent
     with connection.cursor() as cursor:
@@ -199,3 +200,51 @@ def test_the_admins_own_role_owns_only_its_schema(monkeypatch):
             cursor.execute("SELECT * FROM functions_function")
     finally:
         datagen.close()
+
+
+@pytest.mark.django_db
+def test_the_admins_connection_has_a_statement_timeout():
+    """Issue 19: every role the services use has a statement_timeout (datagen's is above)."""
+    from django.conf import settings
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "10s"
+    assert "statement_timeout=10000" in settings.DATABASES["default"]["OPTIONS"]["options"]
+
+
+@pytest.mark.django_db
+def test_a_query_longer_than_the_admins_timeout_is_cancelled():
+    """A statement that sleeps past ADMIN_STATEMENT_TIMEOUT_MS, through the admin's own settings, is cancelled."""
+    import subprocess
+    import time
+    from pathlib import Path
+
+    code = (
+        "import time\n"
+        "from django.db import connection, OperationalError\n"
+        "started = time.monotonic()\n"
+        "try:\n"
+        "    with connection.cursor() as cursor:\n"
+        "        cursor.execute('SELECT pg_sleep(5)')\n"
+        "    print('finished')\n"
+        "except OperationalError as exc:\n"
+        "    print('cancelled', type(exc.__cause__).__name__, round(time.monotonic() - started, 1))\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [os.environ.get("PYTHON", "python"), "manage.py", "shell", "-c", code],
+        cwd=Path(__file__).resolve().parent.parent / "admin",
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "POSTGRES_DB": connection.settings_dict["NAME"],
+            "ADMIN_STATEMENT_TIMEOUT_MS": "300",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cancelled QueryCanceled" in result.stdout, result.stdout + result.stderr
+    assert time.monotonic() - started < 5

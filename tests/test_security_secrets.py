@@ -117,3 +117,33 @@ def test_the_bootstrap_logs_no_password():
     assert result.returncode == 0, result.stdout + result.stderr
     assert password not in result.stdout + result.stderr
     assert get_user_model().objects.get(username="bootroot").check_password(password)
+
+
+@pytest.mark.parametrize("password", ["", "   "])
+def test_an_empty_database_password_stops_the_admin_with_debug_off(password):
+    """Issue 19: every secret the README lists is required with debug off, not the key alone."""
+    result = manage("check", DJANGO_DEBUG="false", DJANGO_SECRET_KEY=strong_key(), POSTGRES_PASSWORD=password)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr
+    # In debug (make dev, local trust authentication) an empty password is still fine.
+    assert manage("check", DJANGO_DEBUG="true", POSTGRES_PASSWORD=password).returncode == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        ("ensure_datagen_role", {"DATAGEN_POSTGRES_PASSWORD": ""}),
+        ("ensure_admin_role", {"ADMIN_POSTGRES_USER": "dashboard_test_nopw", "ADMIN_POSTGRES_PASSWORD": ""}),
+    ],
+)
+def test_the_bootstrap_refuses_a_role_without_a_password_with_debug_off(monkeypatch, settings, command, env):
+    settings.DEBUG = False
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    variable = next(name for name in env if name.endswith("PASSWORD"))
+    with pytest.raises(CommandError, match=variable):
+        call_command(command, stdout=io.StringIO())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'dashboard_test_nopw'")
+        assert cursor.fetchone()[0] == 0

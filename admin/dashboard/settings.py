@@ -18,7 +18,8 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | POSTGRES_PORT               | 5432                        | PostgreSQL port |
 | POSTGRES_DB                 | function_dashboard          | database name |
 | POSTGRES_USER               | postgres                    | database role |
-| POSTGRES_PASSWORD           | (empty)                     | its password |
+| POSTGRES_PASSWORD           | (empty)                     | its password; required when debug is off |
+| ADMIN_STATEMENT_TIMEOUT_MS  | 10000                       | statement_timeout per query, ms (0 = none: bootstrap) |
 | DJANGO_STATIC_ROOT          | (<repo>/var/static)         | where collectstatic puts files (served by WhiteNoise) |
 | DJANGO_SECURE_COOKIES       | false                       | true behind HTTPS: cookies sent only over TLS |
 | DJANGO_SECURE_SSL_REDIRECT  | false                       | true: redirect http to https (usually the proxy does it) |
@@ -45,7 +46,7 @@ The bootstrap's roles read theirs in ``functions/management/commands/ensure_*_ro
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from pipeline.api import EnvSettings, load, split_list
 
@@ -57,7 +58,7 @@ class AdminEnv(EnvSettings):
     """The environment of the admin (web, persist worker, bootstrap)."""
 
     django_debug: bool = Field(False, description="Django debug mode (also allows the dev superuser)")
-    django_secret_key: str = Field("", description="secret key; required when debug is off")
+    django_secret_key: SecretStr = Field("", description="secret key; required when debug is off")
     django_allowed_hosts: str = Field("127.0.0.1,localhost", description="comma separated host names")
     django_csrf_trusted_origins: str = Field("", description="comma separated origins")
     django_language_code: str = Field("en", description="default language (en or ru); the browser's choice wins")
@@ -66,7 +67,13 @@ class AdminEnv(EnvSettings):
     postgres_port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port")
     postgres_db: str = Field("function_dashboard", description="database name")
     postgres_user: str = Field("postgres", description="database role")
-    postgres_password: str = Field("", description="its password")
+    postgres_password: SecretStr = Field("", description="its password; required when debug is off")
+    admin_statement_timeout_ms: int = Field(
+        10000,
+        ge=0,
+        description="statement_timeout of every query of the admin and the persist worker, in ms "
+        "(0 = none: deploy/run bootstrap migrates without one)",
+    )
     django_static_root: str = Field("", description="where collectstatic puts files; empty = <repo>/var/static")
     django_secure_cookies: bool = Field(False, description="true behind HTTPS: cookies sent only over TLS")
     django_secure_ssl_redirect: bool = Field(False, description="true: redirect http to https")
@@ -90,10 +97,13 @@ class AdminEnv(EnvSettings):
     log_level: str = Field("INFO", description="level of the admin's log (stderr)")
 
 
-ENV: AdminEnv = load(AdminEnv, "admin")
+# Lower case: not a setting (Django reads upper-case names only), so no debug page or
+# settings dump shows it; its secrets are SecretStr besides (their repr is masked).
+env: AdminEnv = load(AdminEnv, "admin")
 
-DEBUG = ENV.django_debug
-SECRET_KEY = ENV.django_secret_key or ("dev-only-insecure-key-do-not-use-in-production" if DEBUG else "")
+DEBUG = env.django_debug
+SECRET_KEY = env.django_secret_key.get_secret_value()
+SECRET_KEY = SECRET_KEY or ("dev-only-insecure-key-do-not-use-in-production" if DEBUG else "")
 if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "insecure" in SECRET_KEY.lower()):
     from django.core.exceptions import ImproperlyConfigured
 
@@ -102,9 +112,14 @@ if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "insecure"
         "DJANGO_SECRET_KEY must be set to a random value of at least 50 characters when DJANGO_DEBUG is off "
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')"
     )
+if not DEBUG and not env.postgres_password.get_secret_value():
+    from django.core.exceptions import ImproperlyConfigured
 
-ALLOWED_HOSTS = split_list(ENV.django_allowed_hosts)
-CSRF_TRUSTED_ORIGINS = split_list(ENV.django_csrf_trusted_origins)
+    # An empty password would be sent as none at all: refused, as the README's Security section says.
+    raise ImproperlyConfigured("POSTGRES_PASSWORD must be set (not empty) when DJANGO_DEBUG is off")
+
+ALLOWED_HOSTS = split_list(env.django_allowed_hosts)
+CSRF_TRUSTED_ORIGINS = split_list(env.django_csrf_trusted_origins)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -127,6 +142,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # PostgreSQL away: a view's OperationalError/InterfaceError answers 503 with a page saying so.
+    "functions.database_away.DatabaseAwayMiddleware",
     # Last, as django-axes asks: it answers 429 to a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]
@@ -153,13 +170,16 @@ WSGI_APPLICATION = "dashboard.wsgi.application"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": ENV.postgres_host,
-        "PORT": ENV.postgres_port,
-        "NAME": ENV.postgres_db,
-        "USER": ENV.postgres_user,
-        "PASSWORD": ENV.postgres_password,
+        "HOST": env.postgres_host,
+        "PORT": env.postgres_port,
+        "NAME": env.postgres_db,
+        "USER": env.postgres_user,
+        "PASSWORD": env.postgres_password.get_secret_value(),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
+        # Sent at connect time: no request (nor a sweep, nor a persist) holds the database
+        # longer than this; PostgreSQL cancels the statement (issue 19).
+        "OPTIONS": {"options": f"-c statement_timeout={env.admin_statement_timeout_ms}"},
     }
 }
 
@@ -172,18 +192,18 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = ENV.django_login_failure_limit
-AXES_COOLOFF_TIME = timedelta(minutes=ENV.django_login_cooloff_minutes)
+AXES_FAILURE_LIMIT = env.django_login_failure_limit
+AXES_COOLOFF_TIME = timedelta(minutes=env.django_login_cooloff_minutes)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 
 # HTTPS (issue 11.3): TLS ends at a reverse proxy in front of the admin; these turn on
 # what `manage.py check --deploy` asks for once it does.
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ENV.django_secure_cookies
-SECURE_SSL_REDIRECT = ENV.django_secure_ssl_redirect
-SECURE_HSTS_SECONDS = ENV.django_secure_hsts_seconds
-if ENV.django_secure_proxy_ssl_header:
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.django_secure_cookies
+SECURE_SSL_REDIRECT = env.django_secure_ssl_redirect
+SECURE_HSTS_SECONDS = env.django_secure_hsts_seconds
+if env.django_secure_proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 
@@ -194,10 +214,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = ENV.django_language_code
+LANGUAGE_CODE = env.django_language_code
 LANGUAGES = [("en", "English"), ("ru", "Русский")]
 LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_overrides"]
-TIME_ZONE = ENV.django_time_zone
+TIME_ZONE = env.django_time_zone
 USE_I18N = True
 USE_TZ = True
 
@@ -205,7 +225,7 @@ STATIC_URL = "static/"
 # Highstock for the detail page's interactive chart: copied from the exporter's
 # npm lock (the same Highcharts version that draws the PNGs) by deploy/lib.sh.
 STATICFILES_DIRS = [("vendor/highcharts", BASE_DIR / "vendor" / "highcharts")]
-STATIC_ROOT = Path(ENV.django_static_root or REPO_DIR / "var" / "static")
+STATIC_ROOT = Path(env.django_static_root or REPO_DIR / "var" / "static")
 STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
@@ -215,17 +235,22 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-ADD_WAIT_SECONDS = ENV.add_wait_seconds
-ADD_WAIT_CONCURRENCY = ENV.add_wait_concurrency
-STALLED_AFTER_SECONDS = ENV.stalled_after_seconds
-RESEND_UNSENT_AFTER_SECONDS = ENV.resend_unsent_after_seconds
-MAX_SENDS = ENV.max_sends
-SWEEP_LIMIT = ENV.sweep_limit
-RUN_HISTORY_SECONDS = ENV.run_history_seconds
+ADD_WAIT_SECONDS = env.add_wait_seconds
+ADD_WAIT_CONCURRENCY = env.add_wait_concurrency
+STALLED_AFTER_SECONDS = env.stalled_after_seconds
+RESEND_UNSENT_AFTER_SECONDS = env.resend_unsent_after_seconds
+MAX_SENDS = env.max_sends
+SWEEP_LIMIT = env.sweep_limit
+RUN_HISTORY_SECONDS = env.run_history_seconds
+
+# Debug pages (DJANGO_DEBUG) only for requests from the machine itself, with every
+# setting whose name suggests a secret, URL or environment masked (issue 19).
+DEFAULT_EXCEPTION_REPORTER = "dashboard.debug.LocalOnlyExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dashboard.debug.SecretsFilter"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": ENV.log_level},
+    "root": {"handlers": ["console"], "level": env.log_level},
 }

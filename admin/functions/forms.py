@@ -1,9 +1,11 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.validators import MaxLengthValidator
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from functions.models import Function
-from functions.numbers import parse_number
+from functions.numbers import parse_number, sampling_problems
 from pipeline import api
 
 PRESETS = ["t + 2/t", "sin(t)"]
@@ -90,6 +92,11 @@ class FunctionForm(forms.ModelForm):
         dt, interval = cleaned.get("dt"), cleaned.get("interval")
         if not expression or dt is None or interval is None:
             return cleaned  # Django already named the field that is missing or not a number
+        bounds = sampling_problems(dt, interval)
+        if bounds:  # 1e-320, 1e300: refused here, before asking datagen
+            for field, message in bounds.items():
+                self.add_error(field, message)
+            return cleaned
         # datagen checks the expression and the sample limits, as it will when drawing.
         try:
             problems = api.check_function(expression, interval, dt)
@@ -103,3 +110,16 @@ class FunctionForm(forms.ModelForm):
                 field = None  # a preset has no text field of its own: a form-wide error
             self.add_error(field, message)
         return cleaned
+
+
+class LoginForm(AdminAuthenticationForm):
+    """The admin's login form, with the user name's length checked before anyone authenticates.
+
+    Django's form only sets ``maxlength`` on the input; a longer name reached the login
+    throttle (django-axes), whose 255-character column made it a 500. Now it is a form error.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length or 150))

@@ -59,3 +59,25 @@ def parse_number(text: str) -> float:
     if not math.isfinite(value):  # "nan", "inf"
         raise ValueError(text)
     return value
+
+
+# Numbers that make sense (issue 19; datagen refuses the same, datagen/series/serializers.py):
+# a step from a millisecond to a century, a window from a microsecond to a century.
+DT_RANGE_HOURS = (1 / 3_600_000, 36_525 * 24.0)
+INTERVAL_RANGE_DAYS = (1 / 86_400_000_000, 36_525.0)
+
+
+def sampling_problems(dt: float, interval: float) -> dict[str, str]:
+    """``{"dt": message, "interval": message}`` for the values outside the sane bounds (empty: fine)."""
+    problems = {}
+    if not (math.isfinite(dt) and DT_RANGE_HOURS[0] <= dt <= DT_RANGE_HOURS[1]):
+        problems["dt"] = _("dt must be between 1 ms (%(low)s h) and 100 years (%(high)s h).") % {
+            "low": "1/3600000",
+            "high": "876600",
+        }
+    if not (math.isfinite(interval) and INTERVAL_RANGE_DAYS[0] <= interval <= INTERVAL_RANGE_DAYS[1]):
+        problems["interval"] = _("interval must be between 1 µs (%(low)s d) and 100 years (%(high)s d).") % {
+            "low": "1/86400000000",
+            "high": "36525",
+        }
+    return problems

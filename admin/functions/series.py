@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from functions.models import Function
+from functions.numbers import sampling_problems
 from pipeline import api
 
 SECONDS_PER_DAY = 86400.0
@@ -71,14 +72,23 @@ class Window:
 
 
 def sample_count(function: Function) -> int:
-    """Samples of ``function``'s processing window (datagen's rule: both ends included)."""
-    return math.floor(function.interval * 24.0 / function.dt + 1e-9) + 1
+    """Samples of ``function``'s processing window (datagen's rule: both ends included); 0 for odd numbers.
+
+    An old row may hold numbers the form now refuses (dt 1e-320, interval 1e300): no overflow here.
+    """
+    try:
+        return math.floor(function.interval * 24.0 / function.dt + 1e-9) + 1
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return 0
 
 
 def processing_window(function: Function, start: float | None = None, end: float | None = None) -> Window:
     """The samples of ``function``'s processing window between ``start`` and ``end`` (snapped outwards)."""
     if function.processed_at is None:
         raise DatagenError(404, "the function has no processing date yet")
+    problems = sampling_problems(function.dt, function.interval)
+    if problems:  # an old row with numbers that make no sense: said, not a 500
+        raise DatagenError(422, " ".join(str(message) for message in problems.values()), "out_of_range")
     step = function.dt * SECONDS_PER_HOUR
     window_end = function.processed_at.timestamp()
     count = sample_count(function)

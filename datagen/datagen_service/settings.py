@@ -41,7 +41,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,7 +59,7 @@ class DatagenEnv(BaseSettings):
     datagen_postgres_user: str = Field(
         "datagen", description="database role (no table privileges; created by the admin's bootstrap)"
     )
-    datagen_postgres_password: str = Field("", description="its password")
+    datagen_postgres_password: SecretStr = Field("", description="its password")
     datagen_statement_timeout_ms: int = Field(10000, ge=1, description="statement_timeout of every query, in ms")
     datagen_conn_max_age: int = Field(60, ge=0, description="seconds a database connection is reused")
     datagen_pg_jit: bool = Field(False, description="PostgreSQL JIT for datagen's statements")
@@ -78,7 +78,7 @@ class DatagenEnv(BaseSettings):
         1, ge=1, description="heavy series computed at once, by all datagen processes on the database together"
     )
     datagen_retry_after: int = Field(2, ge=1, description="Retry-After seconds of a 503 busy answer")
-    datagen_secret_key: str = Field(
+    datagen_secret_key: SecretStr = Field(
         "datagen-dev-only-insecure-key-change-me", description="Django SECRET_KEY (datagen signs nothing)"
     )
     datagen_allowed_hosts: str = Field("*", description="comma-separated Django ALLOWED_HOSTS")
@@ -95,17 +95,19 @@ class DatagenEnv(BaseSettings):
         return value
 
 
+# Lower case: not a setting (Django reads upper-case names only), so no settings dump
+# shows it; its secrets are SecretStr besides (their repr is masked).
 try:
-    ENV = DatagenEnv()
+    env = DatagenEnv()
 except ValidationError as exc:  # name the variable, not the field
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"datagen environment: {exc}") from None
 
-SECRET_KEY = ENV.datagen_secret_key
+SECRET_KEY = env.datagen_secret_key.get_secret_value()
 # Never on: datagen answers JSON only, and Django's debug page must never be an answer.
 DEBUG = False
-ALLOWED_HOSTS = [h.strip() for h in ENV.datagen_allowed_hosts.split(",") if h.strip()]
+ALLOWED_HOSTS = [h.strip() for h in env.datagen_allowed_hosts.split(",") if h.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",  # Swagger UI's files (drf-spectacular-sidecar), served by WhiteNoise
@@ -139,22 +141,22 @@ STATIC_URL = "/api/v1/static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 
-DATAGEN_STATEMENT_TIMEOUT_MS = ENV.datagen_statement_timeout_ms
-DATAGEN_PG_JIT = ENV.datagen_pg_jit
+DATAGEN_STATEMENT_TIMEOUT_MS = env.datagen_statement_timeout_ms
+DATAGEN_PG_JIT = env.datagen_pg_jit
 
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": ENV.postgres_host,
-        "PORT": ENV.postgres_port,
-        "NAME": ENV.postgres_db,
-        "USER": ENV.datagen_postgres_user,
-        "PASSWORD": ENV.datagen_postgres_password,
-        "CONN_MAX_AGE": ENV.datagen_conn_max_age,
+        "HOST": env.postgres_host,
+        "PORT": env.postgres_port,
+        "NAME": env.postgres_db,
+        "USER": env.datagen_postgres_user,
+        "PASSWORD": env.datagen_postgres_password.get_secret_value(),
+        "CONN_MAX_AGE": env.datagen_conn_max_age,
         "CONN_HEALTH_CHECKS": True,
         # pytest-django's database; its own name, so the other services' test runs
         # (which use test_<POSTGRES_DB>) can run at the same time.
-        "TEST": {"NAME": ENV.datagen_test_db},
+        "TEST": {"NAME": env.datagen_test_db},
         "OPTIONS": {
             # Session settings sent at connect time, so every statement is bounded
             # and each series is still a single statement.
@@ -168,15 +170,15 @@ DATABASES = {
     }
 }
 
-DATAGEN_MAX_SAMPLES = ENV.datagen_max_samples
-DATAGEN_MAX_RAW_POINTS = ENV.datagen_max_raw_points
-DATAGEN_MAX_WIDTH = ENV.datagen_max_width
-DATAGEN_MAX_COLUMN_SAMPLES = ENV.datagen_max_column_samples
-DATAGEN_MAX_EXPRESSION_LENGTH = ENV.datagen_max_expression_length
-DATAGEN_MAX_DEPTH = ENV.datagen_max_depth
-DATAGEN_HEAVY_SAMPLES = ENV.datagen_heavy_samples
-DATAGEN_HEAVY_SLOTS = ENV.datagen_heavy_slots
-DATAGEN_RETRY_AFTER = ENV.datagen_retry_after
+DATAGEN_MAX_SAMPLES = env.datagen_max_samples
+DATAGEN_MAX_RAW_POINTS = env.datagen_max_raw_points
+DATAGEN_MAX_WIDTH = env.datagen_max_width
+DATAGEN_MAX_COLUMN_SAMPLES = env.datagen_max_column_samples
+DATAGEN_MAX_EXPRESSION_LENGTH = env.datagen_max_expression_length
+DATAGEN_MAX_DEPTH = env.datagen_max_depth
+DATAGEN_HEAVY_SAMPLES = env.datagen_heavy_samples
+DATAGEN_HEAVY_SLOTS = env.datagen_heavy_slots
+DATAGEN_RETRY_AFTER = env.datagen_retry_after
 
 # Requests carry one expression and a few numbers; refuse big bodies early.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -222,6 +224,6 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["stderr"], "level": ENV.datagen_log_level},
+    "root": {"handlers": ["stderr"], "level": env.datagen_log_level},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

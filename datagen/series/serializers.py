@@ -25,6 +25,16 @@ from rest_framework.fields import empty
 from .expressions import Compiled, ExpressionError, compile_expression
 from .queries import SECONDS_PER_DAY, decimates, sample_count
 
+# Numbers that make sense (issue 19): a step from a millisecond to a century; a window from a
+# microsecond (a unix time in a double resolves about 0.24 us today) to a century. Outside,
+# the request is refused with ``out_of_range`` naming the field (1e-320, 1e300, ...).
+MILLISECOND_HOURS = 1 / 3_600_000
+MICROSECOND_DAYS = 1 / 86_400_000_000
+CENTURY_DAYS = 36_525.0
+CENTURY_HOURS = CENTURY_DAYS * 24
+DT_RANGE = (MILLISECOND_HOURS, CENTURY_HOURS)
+INTERVAL_RANGE = (MICROSECOND_DAYS, CENTURY_DAYS)
+
 
 @dataclass(frozen=True)
 class SeriesRequest:
@@ -78,10 +88,13 @@ class NumberField(_JSONValueField):
         "invalid": "{field} must be a number{unit}",
         "not_finite": "{field} must be a finite number",
         "not_positive": "{field} must be greater than zero",
+        "out_of_range": "{field} must be between {low} and {high}{unit}",
     }
 
-    def __init__(self, *, positive: bool = False, **kwargs: Any) -> None:
-        self.positive = positive
+    def __init__(
+        self, *, positive: bool = False, bounds: tuple[float, float] | None = None, bounds_text: str = "", **kwargs: Any
+    ) -> None:
+        self.positive, self.bounds, self.bounds_text = positive, bounds, bounds_text
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> float:
@@ -95,6 +108,11 @@ class NumberField(_JSONValueField):
             self.fail("not_finite")
         if self.positive and number <= 0:
             self.fail("not_positive")
+        if self.bounds is not None and not self.bounds[0] <= number <= self.bounds[1]:
+            low, high = (
+                self.bounds_text.split("|") if self.bounds_text else (f"{self.bounds[0]:g}", f"{self.bounds[1]:g}")
+            )
+            self.fail("out_of_range", low=low, high=high)
         return number
 
 
@@ -162,8 +180,20 @@ class ExpressionRequestSerializer(_RequestSerializer):
 
 
 class PointsRequestSerializer(ExpressionRequestSerializer):
-    interval = NumberField(positive=True, unit="days", help_text="depth of the period in days (> 0, finite)")
-    dt = NumberField(positive=True, unit="hours", help_text="step in hours (> 0, finite)")
+    interval = NumberField(
+        positive=True,
+        bounds=INTERVAL_RANGE,
+        bounds_text="1 us (1/86400000000)|100 years (36525)",
+        unit="days",
+        help_text="depth of the period in days: from 1 us (1/86400000000 d) to 100 years (36525 d)",
+    )
+    dt = NumberField(
+        positive=True,
+        bounds=DT_RANGE,
+        bounds_text="1 ms (1/3600000)|100 years (876600)",
+        unit="hours",
+        help_text="step in hours: from 1 ms (1/3600000 h) to 100 years (876600 h)",
+    )
     end = NumberField(
         unit="unix seconds",
         required=False,

@@ -148,7 +148,16 @@ GOOD = {"expression": "t + 2/t", "interval": 1, "dt": 1, "end": END}
         ({"width": 10**9}, "width", "out_of_range"),
         ({"dt": 1e-6}, "dt", "too_many_samples"),
         ({"interval": 10, "dt": 1 / 6000}, "dt", "too_many_samples"),  # raw limit
-        ({"interval": 1e304, "dt": 1e304}, "interval", "out_of_range"),
+        ({"interval": 1e304}, "interval", "out_of_range"),
+        # Issue 19: numbers that make no sense (steps below a millisecond or beyond a century,
+        # windows beyond a century or below a microsecond) are refused, naming the field.
+        ({"dt": 1e-320}, "dt", "out_of_range"),
+        ({"dt": 1e-7}, "dt", "out_of_range"),  # 0.36 ms
+        ({"dt": 1e300}, "dt", "out_of_range"),
+        ({"dt": 876601}, "dt", "out_of_range"),
+        ({"interval": 1e300}, "interval", "out_of_range"),
+        ({"interval": 36526}, "interval", "out_of_range"),
+        ({"interval": 1e-320}, "interval", "out_of_range"),
     ],
 )
 def test_bad_fields_are_400_without_a_query(api_nodb, patch: dict, field: str, code: str) -> None:
@@ -325,3 +334,26 @@ def test_one_url_style_everything_under_api_v1(api_nodb) -> None:
 
     routes = {str(p.pattern) for p in get_resolver().url_patterns}
     assert routes == {"api/v1/points", "api/v1/validate", "api/v1/schema", "api/v1/docs", "health"}
+
+
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        ({"dt": 1e-320}, "dt"),
+        ({"dt": 1e300}, "dt"),
+        ({"interval": 1e300}, "interval"),
+        ({"interval": 1e-320}, "interval"),
+    ],
+)
+def test_validate_refuses_numbers_that_make_no_sense_naming_the_field(api_nodb, patch: dict, field: str) -> None:
+    r = api_nodb.post("/api/v1/validate", {**GOOD, **patch})
+    assert r.status_code == 400, r.content
+    errs = errors_of(r)
+    assert [(e["field"], e["code"]) for e in errs] == [(field, "out_of_range")]
+    assert field in errs[0]["message"] and "100 years" in errs[0]["message"]
+
+
+def test_the_bounds_themselves_are_accepted(api_nodb) -> None:
+    for body in ({"interval": 36525, "dt": 876600}, {"interval": 1 / 86_400_000_000, "dt": 1 / 3_600_000}):
+        r = api_nodb.post("/api/v1/validate", {**GOOD, **body})
+        assert r.status_code == 200, r.content

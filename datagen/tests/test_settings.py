@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from datagen_service.settings import DatagenEnv
+
+
+def revealed(env: DatagenEnv) -> dict[str, object]:
+    """The values, secrets (SecretStr) in clear, for comparing."""
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in dict(env).items()}
 
 
 def test_every_variable_has_a_default_and_a_meaning() -> None:
@@ -18,7 +23,7 @@ def test_every_variable_has_a_default_and_a_meaning() -> None:
 def test_empty_or_blank_means_default(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     for name in DatagenEnv.model_fields:
         monkeypatch.setenv(name.upper(), value)
-    assert DatagenEnv() == DatagenEnv.model_construct()
+    assert revealed(DatagenEnv()) == revealed(DatagenEnv.model_construct())
     assert DatagenEnv().datagen_max_samples == 10_000_000
 
 
@@ -51,3 +56,35 @@ def test_the_docstring_table_lists_every_variable_with_its_default() -> None:
             assert default == f"``{shown}``", name
         else:
             assert default.startswith("("), name  # (empty), (a dev-only key)
+
+
+def test_no_setting_shows_a_secret_in_clear() -> None:
+    """Issue 19: the settings as Django's error reports list them hold no password or key in clear."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import django\n"
+        "django.setup()\n"
+        "from django.views.debug import get_default_exception_reporter_filter\n"
+        "print(get_default_exception_reporter_filter().get_safe_settings())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "datagen_service.settings",
+            "DATAGEN_POSTGRES_PASSWORD": "marker-db-password-9f3",
+            "DATAGEN_SECRET_KEY": "marker-secret-key-7c1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DATABASES" in result.stdout
+    assert "marker-db-password-9f3" not in result.stdout
+    assert "marker-secret-key-7c1" not in result.stdout

@@ -21,6 +21,7 @@ Variable                       Default    Meaning
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg2 import sql
@@ -46,6 +47,10 @@ def ensure_admin_role(using: str = DEFAULT_DB_ALIAS) -> str | None:
     name, password = env.admin_postgres_user, env.admin_postgres_password
     if not name:
         return None
+    if not password and not settings.DEBUG:
+        raise CommandError(
+            "ADMIN_POSTGRES_PASSWORD must be set (not empty) with ADMIN_POSTGRES_USER when DJANGO_DEBUG is off"
+        )
     role = sql.Identifier(name)
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT current_user")

@@ -16,7 +16,7 @@ Environment (read here, by the admin's bootstrap):
 Variable                                 Default     Meaning
 =======================================  ==========  ==================================================
 ``DATAGEN_POSTGRES_USER``                ``datagen`` the role's name
-``DATAGEN_POSTGRES_PASSWORD``            (empty)     its password; empty = none (local trust auth only)
+``DATAGEN_POSTGRES_PASSWORD``            (empty)     its password; empty = none (debug only)
 ``DATAGEN_POSTGRES_CONNECTION_LIMIT``    ``20``      most connections the role may hold at once
 ``DATAGEN_STATEMENT_TIMEOUT_MS``         ``10000``   statement_timeout set on the role
 =======================================  ==========  ==================================================
@@ -28,6 +28,7 @@ text, so it cannot appear in PostgreSQL's statement log.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg2 import sql
@@ -43,7 +44,7 @@ class DatagenRoleEnv(EnvSettings):
     """The variables of the table above (the settings rule of :class:`pipeline.settings.EnvSettings`)."""
 
     datagen_postgres_user: str = Field(DEFAULT_ROLE, description="the role's name")
-    datagen_postgres_password: str = Field("", description="its password; empty = none (local trust auth only)")
+    datagen_postgres_password: str = Field("", description="its password; empty = none (debug only)")
     datagen_postgres_connection_limit: int = Field(20, ge=1, description="most connections the role may hold")
     datagen_statement_timeout_ms: int = Field(10000, ge=1, description="statement_timeout set on the role")
 
@@ -63,6 +64,8 @@ def ensure_datagen_role(using: str = DEFAULT_DB_ALIAS) -> str:
     """Create or update the role and grant it CONNECT on this database only; returns its name."""
     wanted = datagen_role_settings()
     name = str(wanted["name"])
+    if not wanted["password"] and not settings.DEBUG:
+        raise CommandError("DATAGEN_POSTGRES_PASSWORD must be set (not empty) when DJANGO_DEBUG is off")
     role = sql.Identifier(name)
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT current_user")
