@@ -37,14 +37,37 @@ class Function(models.Model):
     processed_at = models.DateTimeField(_("processing date"), null=True, blank=True, editable=False)
     trace = models.JSONField(_("stage trace"), default=dict, blank=True, editable=False)
 
+    # The schedule (off when empty): the dispatcher (services.dispatch_due_schedules, on
+    # beat) queues a refresh of the row at ``next_refresh_at`` and moves it on by whole
+    # periods from where it was (no drift; missed ticks coalesce into one refresh).
+    refresh_every = models.PositiveIntegerField(
+        _("refresh every, seconds"), null=True, blank=True, help_text=_("Off when empty; at least one minute.")
+    )
+    next_refresh_at = models.DateTimeField(_("next refresh"), null=True, blank=True, editable=False)
+
     class Meta:
         # Django's admin puts the model name in sentences ("Add function"):
         # Russian needs the accusative there, hence a context of its own.
         verbose_name = pgettext_lazy("model name in admin sentences", "function")
         verbose_name_plural = _("functions")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state"], name="function_state")]
+        indexes = [
+            models.Index(fields=["state"], name="function_state"),
+            # The dispatcher's query: the due rows among the scheduled ones only.
+            models.Index(
+                fields=["next_refresh_at"],
+                name="function_next_refresh",
+                condition=models.Q(next_refresh_at__isnull=False),
+            ),
+        ]
         constraints = [
+            models.CheckConstraint(condition=models.Q(refresh_every__gte=60), name="function_refresh_every_minute"),
+            # A schedule always has its next time, and no schedule has none.
+            models.CheckConstraint(
+                condition=models.Q(refresh_every__isnull=True, next_refresh_at__isnull=True)
+                | models.Q(refresh_every__isnull=False, next_refresh_at__isnull=False),
+                name="function_schedule_has_next_time",
+            ),
             models.CheckConstraint(condition=models.Q(dt__gt=0), name="function_dt_positive"),
             models.CheckConstraint(condition=models.Q(interval__gt=0), name="function_interval_positive"),
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,14 +30,18 @@ log = logging.getLogger(__name__)
 
 # The fields an edit may change; a change of any of them queues a new chart.
 EDITABLE_FIELDS = ("expression", "dt", "interval")
+# The schedule: a change takes effect at once (the next time is computed), and queues no chart.
+SCHEDULE_FIELDS = ("refresh_every",)
 
 
-def create_function(*, expression: str, dt: float, interval: float) -> Function:
+def create_function(*, expression: str, dt: float, interval: float, refresh_every: int | None = None) -> Function:
     """Save a new function and queue its first chart (sent once the row is committed)."""
     function = Function(expression=expression.strip(), dt=dt, interval=interval)
     function.full_clean()
     with transaction.atomic():
         function.save()
+        if refresh_every:
+            set_schedule([function.pk], refresh_every)
         queue_refresh([function.pk], batch=False)
     function.refresh_from_db()
     return function
@@ -51,7 +56,7 @@ def update_function(pk: int, **changes: Any) -> list[str]:
     the values saved here: the run copies them under the same lock). Returns the
     names of the fields that changed (empty: nothing was written).
     """
-    unknown = set(changes) - set(EDITABLE_FIELDS)
+    unknown = set(changes) - set(EDITABLE_FIELDS) - set(SCHEDULE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     if "expression" in changes:
@@ -63,10 +68,14 @@ def update_function(pk: int, **changes: Any) -> list[str]:
             setattr(function, name, changes[name])
         if not changed:
             return []
+        if "refresh_every" in changed:
+            function.next_refresh_at = first_refresh_at(pk, function.refresh_every, timezone.now())
+            changed.append("next_refresh_at")
         function.full_clean()
         function.save(update_fields=changed)
-        queue_refresh([pk], batch=False)
-    return changed
+        if set(changed) & set(EDITABLE_FIELDS):
+            queue_refresh([pk], batch=False)
+    return [name for name in changed if name != "next_refresh_at"]
 
 
 def _clock() -> datetime:
@@ -329,3 +338,95 @@ def _lost_reason(now: datetime, sends: int) -> str:
         f"{settings.STALLED_AFTER_SECONDS:.0f} s after each send (checked {now:%Y-%m-%d %H:%M:%S %Z}): "
         "its work keeps getting lost (a worker or the broker goes away). The last chart is kept. Run Refresh again."
     )
+
+
+# ----------------------------------------------------------------------------- the schedule
+
+
+def first_refresh_at(pk: int, every: int | None, now: datetime) -> datetime | None:
+    """The first scheduled time of row ``pk`` after ``now`` (None: no schedule).
+
+    Each row keeps its own phase within its period (a multiplicative hash of its
+    id, so consecutive ids land far apart), so rows sharing a period are spread over
+    it instead of all falling due at once; the first time is within one period.
+    """
+    if not every:
+        return None
+    phase = (pk * 2654435761 % 2**32) * every // 2**32  # whole seconds in [0, every)
+    k = math.floor((now.timestamp() - phase) / every) + 1
+    return datetime.fromtimestamp(phase + k * every, tz=UTC)
+
+
+def set_schedule(pks: Iterable[int], every: int | None) -> int:
+    """Refresh the given rows every ``every`` seconds (None: off), effective at once; returns how many.
+
+    Under the rows' locks (id order, as :func:`queue_refresh`); the next time is
+    computed now (:func:`first_refresh_at`), or cleared. Queues no chart itself.
+    """
+    if every is not None and every < 60:
+        raise ValueError("a schedule is at least one minute")
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(Function.objects.select_for_update().filter(pk__in=set(pks)).order_by("pk").only("pk"))
+        for row in rows:
+            row.refresh_every, row.next_refresh_at = every, first_refresh_at(row.pk, every, now)
+        Function.objects.bulk_update(rows, ["refresh_every", "next_refresh_at"], batch_size=500)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    queued: int  # rows whose scheduled refresh was queued
+    skipped: int  # rows due while their previous run was still queued: not sent again, next time moved on
+    pages: int  # transactions the tick took
+
+
+# One page of a tick, one statement: lock due rows no other dispatcher holds (SKIP LOCKED),
+# move each row's next time on by whole periods from where it was, to the first one after
+# now (no drift; the ticks missed while beat was down coalesce into this one), and say
+# which rows still have a queued run (those are not sent again).
+_DUE_PAGE = """
+UPDATE functions_function AS f
+SET next_refresh_at = f.next_refresh_at
+    + (floor(extract(epoch FROM %(now)s - f.next_refresh_at) / f.refresh_every) + 1)::float8
+    * make_interval(secs => f.refresh_every)
+FROM (
+    SELECT id FROM functions_function
+    WHERE next_refresh_at <= %(now)s
+    ORDER BY next_refresh_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) AS due
+WHERE f.id = due.id
+RETURNING f.id, EXISTS (SELECT 1 FROM functions_run AS r WHERE r.function_id = f.id AND r.state = 'queued')
+"""
+
+
+def dispatch_due_schedules(now: datetime | None = None) -> Dispatched:
+    """One tick of the schedule (beat sends it every ``PIPELINE_SCHEDULE_EVERY``): queue the due rows.
+
+    Page after page of at most ``SCHEDULE_PAGE`` rows, each page one transaction:
+    the due rows are locked with SKIP LOCKED (a second dispatcher at the same
+    moment takes other rows, or none), their next time moves on from their
+    schedule, and the rows without a queued run go through :func:`queue_refresh`,
+    the path of the Refresh action (sent once the page commits; a broker that is
+    down leaves the runs in the outbox for the sweep, never failed). A row whose
+    previous run is still queued is not sent again.
+    """
+    now = now or _clock()
+    queued = skipped = pages = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_DUE_PAGE, {"now": now, "limit": settings.SCHEDULE_PAGE})
+                claimed = cursor.fetchall()
+            to_queue = [pk for pk, in_flight in claimed if not in_flight]
+            queue_refresh(to_queue, batch=False)
+        pages += 1
+        queued += len(to_queue)
+        skipped += len(claimed) - len(to_queue)
+        if len(claimed) < settings.SCHEDULE_PAGE:
+            break
+    if queued or skipped:
+        log.info("schedule: queued %d rows, %d still in flight not sent again (%d pages)", queued, skipped, pages)
+    return Dispatched(queued, skipped, pages)
