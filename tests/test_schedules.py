@@ -168,3 +168,53 @@ def test_rows_sharing_a_period_are_spread_over_it():
     buckets = Counter(int(((time - now).total_seconds() - 1) // 30) for time in times)  # (now, now + 300]
     assert len(buckets) == 10 and max(buckets.values()) <= 130, buckets
     assert max(Counter(times).values()) <= 10  # no second takes more than 1 % of them
+
+
+# ----------------------------------------------------------------------------- the admin
+
+LIST_URL = "/admin/functions/function/"
+
+
+@pytest.mark.parametrize(
+    ("language", "page_words", "done_words"),
+    [
+        ("en", ["Refresh every", "off", "minutes"], "2 functions now refresh every 5 min."),
+        ("ru", ["Обновлять раз в", "выключено", "минут"], "2 функции теперь обновляются раз в 5 мин."),
+    ],
+)
+def test_the_refresh_every_action_sets_and_clears_a_schedule(admin_client, language, page_words, done_words):
+    rows = make_rows(3)
+    chosen = [rows[0].pk, rows[1].pk]
+    headers = {"accept-language": language}
+    selection = {"action": "refresh_every", "_selected_action": chosen, "index": 0}
+    page = admin_client.post(LIST_URL, selection, headers=headers).content.decode()  # the intermediate page
+    for word in page_words:
+        assert word in page
+    assert Function.objects.filter(refresh_every__isnull=False).count() == 0  # nothing set before Apply
+    apply = {"action": "refresh_every", "_selected_action": chosen, "apply": "yes"}
+    answer = admin_client.post(LIST_URL, {**apply, "refresh_every_0": "5", "refresh_every_1": "60"}, headers=headers)
+    assert answer.status_code == 302
+    assert done_words in admin_client.get(LIST_URL, headers=headers).content.decode()
+    now = timezone.now()
+    for row in Function.objects.filter(pk__in=chosen):
+        assert row.refresh_every == 300 and now < row.next_refresh_at <= now + timedelta(seconds=300)
+    assert Function.objects.get(pk=rows[2].pk).refresh_every is None
+    admin_client.post(LIST_URL, {**apply, "refresh_every_0": "5", "refresh_every_1": ""}, headers=headers)  # off
+    assert not Function.objects.filter(pk__in=chosen, next_refresh_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "every", "behind"),
+    [("en", "every 5 min", "behind by 3 min"), ("ru", "раз в 5 мин", "отстаёт на 3 мин")],
+)
+def test_the_list_says_when_a_row_is_behind_its_schedule(admin_client, broker, language, every, behind):
+    on_time, late = scheduled(2, 300)
+    Function.objects.filter(pk=late.pk).update(next_refresh_at=timezone.now() - timedelta(minutes=3, seconds=5))
+    page = admin_client.get(LIST_URL, headers={"accept-language": language}).content.decode()
+    assert page.count(every) == 2
+    assert page.count(behind) == 1  # only the late row
+    # A scheduled run waiting in the pipeline for 3 minutes is behind too (its next time is not).
+    services.queue_refresh([on_time.pk], batch=False)
+    Run.objects.filter(function_id=on_time.pk).update(queued_at=timezone.now() - timedelta(minutes=3, seconds=5))
+    page = admin_client.get(LIST_URL, headers={"accept-language": language}).content.decode()
+    assert page.count(behind) == 2
