@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,6 +84,15 @@ def _clock() -> datetime:
         return cursor.fetchone()[0]
 
 
+# The runs of queue_refresh, each copying its row (locked) as it is now.
+_INSERT_RUNS = """
+INSERT INTO functions_run (id, function_id, batch_id, expression, dt, interval, queued_at, sends, state)
+SELECT gen_random_uuid(), id, %s, expression, dt, interval, %s, 0, %s FROM functions_function
+WHERE id = ANY(%s) ORDER BY id
+RETURNING id, function_id, expression, dt, interval
+"""
+
+
 def queue_refresh(pks: Iterable[int], batch: bool = True) -> str | None:
     """Give each row a new run and send one chain per row once the transaction commits.
 
@@ -98,12 +106,7 @@ def queue_refresh(pks: Iterable[int], batch: bool = True) -> str | None:
     if not pks:
         return None
     with transaction.atomic():
-        rows = list(
-            Function.objects.select_for_update()
-            .filter(pk__in=pks)
-            .order_by("pk")
-            .only("pk", "expression", "dt", "interval")
-        )
+        rows = list(Function.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
         if not rows:
             return None
         Run.objects.filter(function_id__in=pks, state=Run.State.QUEUED).update(
@@ -111,21 +114,30 @@ def queue_refresh(pks: Iterable[int], batch: bool = True) -> str | None:
         )
         group = Batch.objects.create() if batch else None
         queued_at = _clock()  # after the locks: later than any run of these rows queued before
-        runs = Run.objects.bulk_create(
-            Run(
-                id=uuid.uuid4(),
-                function_id=row.pk,
-                batch=group,
-                expression=row.expression,
-                dt=row.dt,
-                interval=row.interval,
-                queued_at=queued_at,
+        # Two statements for any number of rows (Django's bulk_create and bulk_update cost
+        # 0.1 s and 0.5 s of Python per 1,000 rows): each run copies its row as it is under the lock.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _INSERT_RUNS,
+                [group.id if group else None, queued_at, Run.State.QUEUED, rows],
             )
-            for row in rows
-        )
-        for row, run in zip(rows, runs, strict=True):
-            row.run_id, row.state = run.id, Function.State.QUEUED
-        Function.objects.bulk_update(rows, ["run_id", "state"], batch_size=500)
+            runs = [
+                Run(
+                    id=run_id,
+                    function_id=pk,
+                    batch=group,
+                    expression=expression,
+                    dt=dt,
+                    interval=interval,
+                    queued_at=queued_at,
+                )
+                for run_id, pk, expression, dt, interval in cursor.fetchall()
+            ]
+            cursor.execute(
+                "UPDATE functions_function AS f SET run_id = v.run_id, state = %s"
+                " FROM unnest(%s::bigint[], %s::uuid[]) AS v(id, run_id) WHERE f.id = v.id",
+                [Function.State.QUEUED, [run.function_id for run in runs], [str(run.id) for run in runs]],
+            )
         to_send = [job_of(run) for run in runs]
         transaction.on_commit(lambda: send_runs(to_send))
     return str(group.id) if group else None
@@ -367,10 +379,15 @@ def set_schedule(pks: Iterable[int], every: int | None) -> int:
         raise ValueError("a schedule is at least one minute")
     now = timezone.now()
     with transaction.atomic():
-        rows = list(Function.objects.select_for_update().filter(pk__in=set(pks)).order_by("pk").only("pk"))
-        for row in rows:
-            row.refresh_every, row.next_refresh_at = every, first_refresh_at(row.pk, every, now)
-        Function.objects.bulk_update(rows, ["refresh_every", "next_refresh_at"], batch_size=500)
+        rows = list(
+            Function.objects.select_for_update().filter(pk__in=set(pks)).order_by("pk").values_list("pk", flat=True)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE functions_function AS f SET refresh_every = %s, next_refresh_at = v.next"
+                " FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, next) WHERE f.id = v.id",
+                [every, rows, [first_refresh_at(pk, every, now) for pk in rows]],
+            )
     return len(rows)
 
 
