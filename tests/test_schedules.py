@@ -218,3 +218,27 @@ def test_the_list_says_when_a_row_is_behind_its_schedule(admin_client, broker, l
     Run.objects.filter(function_id=on_time.pk).update(queued_at=timezone.now() - timedelta(minutes=3, seconds=5))
     page = admin_client.get(LIST_URL, headers={"accept-language": language}).content.decode()
     assert page.count(behind) == 2
+
+
+def test_a_tick_with_the_broker_down_leaves_the_runs_in_the_outbox_and_never_doubles_them(monkeypatch):
+    """The broker refuses the tick's send: the runs stay queued and unsent (none failed); the next
+    tick skips those rows (a queued run each); the sweep sends them once the broker is back."""
+    rows = scheduled(3, 60, due_since=timedelta(seconds=1))
+    pks = [row.pk for row in rows]
+
+    def down(jobs):
+        raise api.SendFailed("the message broker (test) did not take the work", [])
+
+    monkeypatch.setattr(api, "start_refresh", down)
+    assert services.dispatch_due_schedules().queued == 3
+    Function.objects.filter(pk__in=pks).update(next_refresh_at=timezone.now() - timedelta(seconds=1))
+    assert services.dispatch_due_schedules().skipped == 3  # still due, but each has its queued run
+    runs = Run.objects.filter(function_id__in=pks)
+    assert [(run.state, run.sent_at) for run in runs] == [(Run.State.QUEUED, None)] * 3
+    taken = Broker()
+    monkeypatch.setattr(api, "start_refresh", taken)
+    Run.objects.filter(function_id__in=pks).update(queued_at=timezone.now() - timedelta(minutes=5))
+    monkeypatch.setattr(api, "queued_messages", lambda: 0)
+    assert services.sweep_runs().sent == 3  # the broker is back: the sweep sends the outbox
+    assert sorted(taken.sent) == sorted(str(run.id) for run in runs)
+    assert runs_per_row(pks) == Counter(pks)
