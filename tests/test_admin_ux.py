@@ -94,7 +94,7 @@ def test_live_rows_renders_the_cells_of_the_list(admin_client):
     assert rows[done.pk]["in_progress"] is False
     assert rows[queued.pk]["in_progress"] is True
     assert "fd-running" in rows[queued.pk]["cells"]["status"]
-    assert set(rows[done.pk]["cells"]) == {"chart_or_error", "processing_date", "status"}
+    assert set(rows[done.pk]["cells"]) == {"chart_or_error", "processing_date", "status", "schedule"}
     # The same cells as the list page renders.
     page = admin_client.get(reverse("admin:functions_function_changelist")).content.decode()
     assert rows[done.pk]["cells"]["processing_date"] in page

@@ -60,6 +60,7 @@ ENV = {
     "PIPELINE_RETRY_WINDOW": "120",
     "PIPELINE_MAX_RETRIES": "200",
     "PIPELINE_SWEEP_EVERY": "2",
+    "PIPELINE_SCHEDULE_EVERY": "2",
     "PIPELINE_FANOUT_OVER": "8",
     "STALLED_AFTER_SECONDS": "15",
     "RESEND_UNSENT_AFTER_SECONDS": "3",
@@ -128,6 +129,13 @@ class Faults:
             return rows if final and len(rows) == len(ids) else None
 
         return wait_until(settled, timeout, f"{len(ids)} rows to settle", poll=0.5)
+
+    def settle_runs(self, ids: list[int], timeout: float) -> dict[int, dict]:
+        """Wait until every row has a run (the schedule queued it) and is final with its outcome."""
+        wait_until(
+            lambda: all(row["run_id"] for row in self.rows(ids).values()), timeout, "every row to get a run", poll=0.5
+        )
+        return self.settle(ids, timeout)
 
     # the admin over HTTP -------------------------------------------------------
 
@@ -456,3 +464,121 @@ def test_every_log_line_of_a_run_carries_its_run_id(faults):
     # Celery's own lines (received, succeeded) name the task, whose id is the run id and the stage.
     for stage in ("points", "render", "persist"):
         assert any(f"{run}.{stage}" in line and "succeeded" in line for line in lines), stage
+
+
+# ----------------------------------------------------------------------------- the refresh schedule
+
+
+def schedule_due(faults: Faults, ids: list[int], every: int, late: str) -> None:
+    """Give rows a schedule whose next time is ``late`` ago (as that much downtime would leave it)."""
+    faults.query(
+        "UPDATE functions_function SET refresh_every = %s, next_refresh_at = now() - %s::interval WHERE id = ANY(%s)",
+        (every, late, ids),
+    )
+
+
+def runs_per_row(faults: Faults, ids: list[int]) -> dict[int, int]:
+    found = dict(
+        faults.query("SELECT function_id, count(*) FROM functions_run WHERE function_id = ANY(%s) GROUP BY 1", (ids,))
+    )
+    return {pk: found.get(pk, 0) for pk in ids}
+
+
+def beat_ticks(beat: Process) -> int:
+    return beat.log_path.read_text(errors="replace").count("Sending due task dispatch-schedules")
+
+
+def wait_for_ticks(beat: Process, count: int, timeout: float = 30) -> None:
+    """Until ``beat`` sent ``count`` more schedule ticks (each one ran on a due-row set that must stay empty)."""
+    target = beat_ticks(beat) + count
+    wait_until(lambda: beat_ticks(beat) >= target, timeout, f"{count} more schedule ticks", poll=0.2)
+
+
+def test_beat_down_ten_minutes_then_back_refreshes_every_due_row_exactly_once(faults):
+    beat = faults.stack.extra["beat"]
+    beat.stop()
+    try:
+        ids = faults.make_rows(12)
+        schedule_due(faults, ids, 300, "10 minutes")  # two periods missed while beat was down
+        before = dict(faults.query("SELECT id, next_refresh_at FROM functions_function WHERE id = ANY(%s)", (ids,)))
+    finally:
+        beat.start()
+    assert_all_done(faults.settle_runs(ids, 90))
+    wait_for_ticks(beat, 3)  # later ticks send nothing more: the missed ticks coalesced
+    assert runs_per_row(faults, ids) == {pk: 1 for pk in ids}
+    after = dict(faults.query("SELECT id, next_refresh_at FROM functions_function WHERE id = ANY(%s)", (ids,)))
+    for pk in ids:  # on the row's own grid: three periods on from where it was
+        assert (after[pk] - before[pk]).total_seconds() == 900, (pk, before[pk], after[pk])
+
+
+def test_two_beats_running_by_mistake_send_no_row_twice(faults):
+    second = Process(
+        "beat-second", ["beat"], {**faults.stack.env, "CELERY_BEAT_SCHEDULE": str(faults.side.dir / "beat-2")}
+    )
+    second.start()
+    try:
+        wait_for_ticks(second, 1)
+        ids = faults.make_rows(40)
+        schedule_due(faults, ids, 300, "1 second")
+        assert_all_done(faults.settle_runs(ids, 120))
+        wait_for_ticks(second, 3)
+        wait_for_ticks(faults.stack.extra["beat"], 1)
+    finally:
+        second.stop()
+    assert runs_per_row(faults, ids) == {pk: 1 for pk in ids}
+
+
+def test_a_row_edited_while_its_scheduled_run_is_in_flight_draws_the_edit(faults):
+    faults.stack.workers["points"].stop()  # the scheduled run waits in the points queue
+    try:
+        (pk,) = faults.make_rows(1)
+        schedule_due(faults, [pk], 300, "1 second")
+        wait_until(lambda: runs_per_row(faults, [pk])[pk] == 1, 30, "the scheduled run to be queued")
+        edit = {
+            "preset": "__custom__",
+            "expression": "t + 7",
+            "dt": "1",
+            "interval": "1",
+            "refresh_every_0": "5",
+            "refresh_every_1": "60",
+            "_save": "Save",
+        }
+        response, _ = faults.post(f"/admin/functions/function/{pk}/change/", edit)
+        assert response.status_code == 200 and "errornote" not in response.text, response.text[:2000]
+    finally:
+        faults.stack.restart_worker("points")
+    rows = faults.settle([pk], 60)
+    assert_all_done(rows)
+    assert rows[pk]["trace"]["render"]["drawn"]["expression"] == "t + 7"  # the newest run won
+    states = dict(faults.query("SELECT state, count(*) FROM functions_run WHERE function_id = %s GROUP BY 1", (pk,)))
+    assert states == {"superseded": 1, "done": 1}
+
+
+def test_rows_due_while_the_broker_is_down_wait_and_go_once_it_is_back(faults):
+    ids = faults.make_rows(4)
+    faults.side.stop_rabbitmq()
+    try:
+        schedule_due(faults, ids, 300, "1 second")
+        # The persist worker's sweep and the schedule tick cannot arrive; let the sweep's time pass.
+        wait_until(
+            lambda: (
+                faults.query(
+                    "SELECT now() - min(next_refresh_at) > interval '6 seconds' FROM functions_function"
+                    " WHERE id = ANY(%s)",
+                    (ids,),
+                )
+                == [(True,)]
+            ),
+            30,
+            "the rows to be overdue",
+        )
+        failed = faults.query(
+            "SELECT count(*) FROM functions_run WHERE function_id = ANY(%s) AND state = 'failed'", (ids,)
+        )
+        assert failed == [(0,)]
+        assert {row["state"] for row in faults.rows(ids).values()} == {"done"}  # still due, not failed
+    finally:
+        faults.side.start_rabbitmq()
+    assert_all_done(faults.settle_runs(ids, 90))
+    wait_for_ticks(faults.stack.extra["beat"], 2, timeout=60)
+    assert runs_per_row(faults, ids) == {pk: 1 for pk in ids}

@@ -34,6 +34,7 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | MAX_SENDS                   | 3                           | sends of a run without outcome before it fails |
 | SWEEP_LIMIT                 | 5000                        | runs one sweep sends, fails or prunes at most |
 | RUN_HISTORY_SECONDS         | 604800                      | finished runs older than this are deleted |
+| SCHEDULE_PAGE               | 1000                        | due scheduled rows queued per transaction of a tick |
 | LOG_LEVEL                   | INFO                        | level of the admin's log (stderr) |
 
 The table is checked against :class:`AdminEnv` by ``tests/test_settings.py``. The
@@ -93,6 +94,9 @@ class AdminEnv(EnvSettings):
     sweep_limit: int = Field(5000, ge=1, description="runs one sweep sends, fails or prunes at most")
     run_history_seconds: float = Field(
         7 * 86400.0, gt=0, description="finished runs older than this are deleted by the sweep"
+    )
+    schedule_page: int = Field(
+        1000, ge=1, description="rows due for their scheduled refresh that one transaction of a tick queues"
     )
     log_level: str = Field("INFO", description="level of the admin's log (stderr)")
 
@@ -242,6 +246,7 @@ RESEND_UNSENT_AFTER_SECONDS = env.resend_unsent_after_seconds
 MAX_SENDS = env.max_sends
 SWEEP_LIMIT = env.sweep_limit
 RUN_HISTORY_SECONDS = env.run_history_seconds
+SCHEDULE_PAGE = env.schedule_page
 
 # Debug pages (DJANGO_DEBUG) only for requests from the machine itself, with every
 # setting whose name suggests a secret, URL or environment masked (issue 19).

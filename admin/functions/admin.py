@@ -5,14 +5,16 @@ The chart image, live rows, points and CSV views are in ``functions/views.py``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.db import transaction
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils import dateformat, formats, timezone
@@ -21,9 +23,13 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from functions import selectors, series, services, views
-from functions.forms import FunctionForm, LoginForm
+from functions.forms import FunctionForm, LoginForm, ScheduleForm
 from functions.models import Function
-from functions.numbers import duration_parts, format_duration
+from functions.numbers import duration_parts, format_duration, format_lag, format_period
+from pipeline import api
+
+# A scheduled row is "behind" once its refresh is this late (two ticks of the dispatcher).
+BEHIND_AFTER = timedelta(seconds=2 * api.SCHEDULE_EVERY)
 
 
 def format_processing_date(value: datetime) -> str:
@@ -74,18 +80,55 @@ def refresh(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> None:
 LIST_LOOKUPS = frozenset({"state", "state__exact", "state__isnull"})
 
 
+@admin.action(description=_("Refresh every…"), permissions=["change"])
+def refresh_every(modeladmin: FunctionAdmin, request: HttpRequest, queryset) -> TemplateResponse | None:
+    """An intermediate page (as Django's delete confirmation): the period for the selected rows, or off."""
+    form = ScheduleForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        every = form.cleaned_data["refresh_every"]
+        count = services.set_schedule([row.pk for row in queryset.only("pk")], every)
+        if every:
+            text = ngettext(
+                "%(count)d function now refreshes every %(period)s.",
+                "%(count)d functions now refresh every %(period)s.",
+                count,
+            ) % {"count": count, "period": format_period(every)}
+        else:
+            text = ngettext(
+                "%(count)d function no longer refreshes on a schedule.",
+                "%(count)d functions no longer refresh on a schedule.",
+                count,
+            ) % {"count": count}
+        modeladmin.message_user(request, text, messages.SUCCESS)
+        return None  # back to the list
+    rows = list(queryset.order_by("pk")[:21])
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": _("Refresh every…"),
+        "form": form,
+        "rows": rows[:20],
+        "more": max(0, queryset.count() - 20) if len(rows) > 20 else 0,
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": modeladmin.model._meta,
+        "media": modeladmin.media + form.media,
+    }
+    return TemplateResponse(request, "admin/functions/function/refresh_every.html", context)
+
+
 @admin.register(Function)
 class FunctionAdmin(admin.ModelAdmin):
     form = FunctionForm
-    list_display = ["function", "chart_or_error", "dt_human", "interval_human", "processing_date", "status"]
+    list_display = ["function", "chart_or_error", "dt_human", "interval_human", "processing_date", "status", "schedule"]
     list_display_links = ["function"]
     list_filter = ["state"]
     search_fields = ["expression"]
     sortable_by = ["function", "dt_human", "interval_human", "processing_date"]
     ordering = ["-created_at", "-id"]
     list_per_page = 20
-    actions = [refresh]
-    fieldsets = [(None, {"fields": ["preset", "expression", "dt", "interval"]})]
+    actions = [refresh, refresh_every]
+    fieldsets = [(None, {"fields": ["preset", "expression", "dt", "interval", "refresh_every"]})]
     readonly_fields = [
         "full_chart",
         "error_text",
@@ -98,13 +141,13 @@ class FunctionAdmin(admin.ModelAdmin):
     ]
     # What a row in flight changes: the list's display methods that live-rows.json
     # (views.live_rows_view) renders, so the polled cells are the list's own.
-    live_columns = ["chart_or_error", "processing_date", "status"]
+    live_columns = ["chart_or_error", "processing_date", "status", "schedule"]
 
     # The list -----------------------------------------------------------------
 
     def get_queryset(self, request):
         # The list never loads the PNGs; the <img> tags fetch them from views.chart_view.
-        return super().get_queryset(request).defer("chart", "trace")
+        return selectors.with_queued_since(super().get_queryset(request).defer("chart", "trace"))
 
     def get_changelist(self, request, **kwargs):
         return LiveChangeList
@@ -161,6 +204,31 @@ class FunctionAdmin(admin.ModelAdmin):
             return obj.get_state_display()
         stage = getattr(obj, "live_stage", "queued")
         return format_html('<span class="fd-running">{}…</span>', STAGE_LABELS.get(stage, stage))
+
+    @admin.display(description=_("schedule"), ordering="next_refresh_at", empty_value="—")
+    def schedule(self, obj: Function) -> str | None:
+        """The period and the next refresh; "behind by …" when the schedule is late (the dispatcher
+        has not reached the row, or its scheduled run waits in the pipeline), by how much."""
+        if not obj.refresh_every or obj.next_refresh_at is None:
+            return None
+        now = timezone.now()
+        every = _("every %(period)s") % {"period": format_period(obj.refresh_every)}
+        late_since = [obj.next_refresh_at]
+        queued_since = getattr(obj, "queued_since", None)
+        if obj.in_progress and queued_since is not None:
+            late_since.append(queued_since)
+        lag = now - min(late_since)
+        if lag > BEHIND_AFTER:
+            when = format_html(
+                '<span class="fd-behind">{}</span>', _("behind by %(lag)s") % {"lag": format_lag(lag.total_seconds())}
+            )
+        else:
+            local = timezone.localtime(obj.next_refresh_at)
+            shown = dateformat.format(local, "H:i:s" if local.date() == timezone.localtime(now).date() else "Y-m-d H:i")
+            when = format_html("{} {}", _("next"), shown)
+        return format_html(
+            '<span class="fd-scheduled fd-nowrap">{}</span> <span class="fd-next fd-nowrap">{}</span>', every, when
+        )
 
     # The detail page ----------------------------------------------------------
 
@@ -288,11 +356,14 @@ class FunctionAdmin(admin.ModelAdmin):
             # What the form now says, compared with the row under its lock (not the form's
             # changed_data: picking another preset changes the preset field, not the text box),
             # never the run or result loaded with the form.
-            edited = {name: form.cleaned_data[name] for name in services.EDITABLE_FIELDS if name in form.cleaned_data}
+            fields = (*services.EDITABLE_FIELDS, *services.SCHEDULE_FIELDS)
+            edited = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
             obj.edited_fields = services.update_function(obj.pk, **edited)
             obj.refresh_from_db()
         else:
-            created = services.create_function(expression=obj.expression, dt=obj.dt, interval=obj.interval)
+            created = services.create_function(
+                expression=obj.expression, dt=obj.dt, interval=obj.interval, refresh_every=obj.refresh_every
+            )
             obj.pk = created.pk
             obj.refresh_from_db()  # the saved row, as the database has it (run id, state)
 

@@ -39,6 +39,61 @@ class NumberField(forms.FloatField):
         return value
 
 
+# The units of a schedule ("off", or every N minutes / hours / days), in seconds.
+SCHEDULE_UNITS = [("", _("off")), ("60", _("minutes")), ("3600", _("hours")), ("86400", _("days"))]
+MAX_SCHEDULE_SECONDS = 366 * 86400
+
+
+class ScheduleWidget(forms.MultiWidget):
+    """A number and a unit, side by side: ``[5] [minutes]``; the unit "off" turns the schedule off."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        number = forms.NumberInput(attrs={"min": 1, "step": 1, "class": "vIntegerField", "style": "width: 5em"})
+        super().__init__([number, forms.Select(choices=SCHEDULE_UNITS)], attrs)
+
+    def decompress(self, value: int | None) -> list:
+        if not value:
+            return [None, ""]
+        for size in (86400, 3600, 60):
+            if value % size == 0:
+                return [value // size, str(size)]
+        return [max(1, round(value / 60)), "60"]
+
+
+class ScheduleField(forms.MultiValueField):
+    """A refresh schedule in seconds (None: off); at least one minute, at most a year."""
+
+    widget = ScheduleWidget
+
+    def __init__(self, **kwargs) -> None:
+        fields = (
+            forms.IntegerField(min_value=1, max_value=MAX_SCHEDULE_SECONDS // 60),
+            forms.ChoiceField(choices=SCHEDULE_UNITS, required=False),
+        )
+        kwargs.setdefault("label", _("Refresh every"))
+        kwargs.setdefault("help_text", _("The chart refreshes itself on this schedule; at least 1 minute. Off: never."))
+        super().__init__(fields, require_all_fields=False, required=False, **kwargs)
+
+    def compress(self, data_list: list) -> int | None:
+        number, unit = (list(data_list) + [None, None])[:2]
+        if not unit:
+            return None  # off, whatever the number says
+        if number in (None, ""):
+            raise forms.ValidationError(
+                _("Type how many %(unit)s, or choose “off”.") % {"unit": dict(SCHEDULE_UNITS)[unit]}
+            )
+        seconds = int(number) * int(unit)
+        if seconds > MAX_SCHEDULE_SECONDS:
+            raise forms.ValidationError(_("At most once a year (366 days)."))
+        return seconds
+
+
+class ScheduleForm(forms.Form):
+    """The "Refresh every…" action's page: one schedule for every selected row."""
+
+    refresh_every = ScheduleField()
+
+
 class FunctionForm(forms.ModelForm):
     """Pick a preset function or type one; datagen checks it before anything is saved."""
 
@@ -58,9 +113,11 @@ class FunctionForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"size": 60, "placeholder": "t*t + 2/t"}),
     )
 
+    refresh_every = ScheduleField()
+
     class Meta:
         model = Function
-        fields = ["preset", "expression", "dt", "interval"]
+        fields = ["preset", "expression", "dt", "interval", "refresh_every"]
         labels = {"dt": _("dt, hours"), "interval": _("interval, days")}
         field_classes = {"dt": NumberField, "interval": NumberField}
         help_texts = {

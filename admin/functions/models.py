@@ -1,5 +1,6 @@
 import uuid
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
@@ -37,14 +38,42 @@ class Function(models.Model):
     processed_at = models.DateTimeField(_("processing date"), null=True, blank=True, editable=False)
     trace = models.JSONField(_("stage trace"), default=dict, blank=True, editable=False)
 
+    # The schedule (off when empty): the dispatcher (services.dispatch_due_schedules, on
+    # beat) queues a refresh of the row at ``next_refresh_at`` and moves it on by whole
+    # periods from where it was (no drift; missed ticks coalesce into one refresh).
+    # At least a minute (checked in Python: a check constraint here would make every form
+    # validation ask PostgreSQL; services.set_schedule refuses less too).
+    refresh_every = models.PositiveIntegerField(
+        _("refresh every, seconds"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(60)],
+        help_text=_("Off when empty; at least one minute."),
+    )
+    next_refresh_at = models.DateTimeField(_("next refresh"), null=True, blank=True, editable=False)
+
     class Meta:
         # Django's admin puts the model name in sentences ("Add function"):
         # Russian needs the accusative there, hence a context of its own.
         verbose_name = pgettext_lazy("model name in admin sentences", "function")
         verbose_name_plural = _("functions")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state"], name="function_state")]
+        indexes = [
+            models.Index(fields=["state"], name="function_state"),
+            # The dispatcher's query: the due rows among the scheduled ones only.
+            models.Index(
+                fields=["next_refresh_at"],
+                name="function_next_refresh",
+                condition=models.Q(next_refresh_at__isnull=False),
+            ),
+        ]
         constraints = [
+            # A schedule always has its next time, and no schedule has none.
+            models.CheckConstraint(
+                condition=models.Q(refresh_every__isnull=True, next_refresh_at__isnull=True)
+                | models.Q(refresh_every__isnull=False, next_refresh_at__isnull=False),
+                name="function_schedule_has_next_time",
+            ),
             models.CheckConstraint(condition=models.Q(dt__gt=0), name="function_dt_positive"),
             models.CheckConstraint(condition=models.Q(interval__gt=0), name="function_interval_positive"),
         ]

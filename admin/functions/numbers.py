@@ -81,3 +81,25 @@ def sampling_problems(dt: float, interval: float) -> dict[str, str]:
             "high": "36525",
         }
     return problems
+
+
+def format_period(seconds: float) -> str:
+    """A schedule's period in its largest whole unit: ``5 min``, ``2 h``, ``1 d`` (``90 min``, not ``1.5 h``)."""
+    whole = round(seconds)
+    for size, symbol in ((86400, "d"), (3600, "h"), (60, "min")):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size} {_unit_symbol(symbol)}"
+    return f"{whole} {_unit_symbol('s')}"
+
+
+def format_lag(seconds: float) -> str:
+    """How late, to the two largest units: ``40 s``, ``3 min``, ``2 h 5 min``, ``1 d 3 h``."""
+    whole = max(0, int(seconds))
+    parts = []
+    for size, symbol in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if whole >= size or (not parts and size == 1):
+            parts.append(f"{whole // size} {_unit_symbol(symbol)}")
+            whole %= size
+        if len(parts) == 2 or (parts and symbol == "min"):
+            break
+    return " ".join(parts)

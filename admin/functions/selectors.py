@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from functions.models import Batch, Function, Run
@@ -68,7 +68,7 @@ def live_stages(functions: list[Function]) -> dict[int, str]:
 
 def rows_with_live_stage(ids: list[int]) -> list[Function]:
     """The rows ``ids`` as the list shows them (no PNG loaded), each with ``live_stage`` set."""
-    rows = list(Function.objects.filter(pk__in=ids).defer("chart", "trace"))
+    rows = list(with_queued_since(Function.objects.filter(pk__in=ids).defer("chart", "trace")))
     set_live_stages(rows)
     return rows
 
@@ -145,3 +145,10 @@ def _wait(pk: int, run_id: object, timeout: float, poll: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll)
+
+
+def with_queued_since(rows: QuerySet[Function]) -> QuerySet[Function]:
+    """Each row with ``queued_since``: when its queued run was queued (None: none), so the list
+    can say how long a scheduled refresh has been waiting (one indexed lookup per row)."""
+    queued = Run.objects.filter(function=OuterRef("pk"), state=Run.State.QUEUED).values("queued_at")[:1]
+    return rows.annotate(queued_since=Subquery(queued))

@@ -1,4 +1,4 @@
-"""The persist stage (the last link of every chain) and the sweep, run by the persist worker."""
+"""The persist stage (the last link of every chain), the sweep and the schedule's tick, run by the persist worker."""
 
 import logging
 import time
@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError
 from functions import services
 from pipeline.api import (
     PERSIST_TASK,
+    SCHEDULE_TASK,
     SWEEP_TASK,
     StageTask,
     app,
@@ -62,3 +63,10 @@ def sweep_runs() -> dict[str, int]:
     swept = services.sweep_runs()
     pruned = services.prune_history()
     return {"sent": swept.sent, "resent": swept.resent, "failed": swept.failed, "pruned": pruned}
+
+
+@app.task(name=SCHEDULE_TASK, ignore_result=True)
+def dispatch_schedules() -> dict[str, int]:
+    """Periodic (deploy/run beat, every PIPELINE_SCHEDULE_EVERY): queue the rows whose scheduled refresh is due."""
+    dispatched = services.dispatch_due_schedules()
+    return {"queued": dispatched.queued, "skipped": dispatched.skipped, "pages": dispatched.pages}

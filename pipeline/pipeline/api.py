@@ -11,7 +11,8 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
   :func:`row_statuses`, the live stage names, :func:`note`.
 - **The persist stage's frame** (the admin implements persist and the sweep, the
   pipeline routes and retries them): :data:`app`, :class:`StageTask`,
-  :data:`PERSIST_TASK`, :data:`SWEEP_TASK`, :func:`enter_stage`, :func:`left_stage`,
+  :data:`PERSIST_TASK`, :data:`SWEEP_TASK`, :data:`SCHEDULE_TASK` (the schedule's tick, every
+  :data:`SCHEDULE_EVERY` seconds), :func:`enter_stage`, :func:`left_stage`,
   :func:`with_trace`, :func:`trace_entry`.
 - **Asking datagen** through the pipeline's connection pool: :func:`check_function`
   (the add and change forms), :func:`ask_datagen_points` (the interactive chart, CSV),
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from pipeline import charts, clients, settings
 from pipeline.canvas import SendFailed, queued_messages, start_refresh
-from pipeline.celery import PERSIST_TASK, SWEEP_TASK, StageTask, app
+from pipeline.celery import PERSIST_TASK, SCHEDULE_TASK, SWEEP_TASK, StageTask, app
 from pipeline.charts import format_number, readable_duration
 from pipeline.clients import ask_datagen_points, json_or_none
 from pipeline.errors import TransientFailure
@@ -37,6 +38,7 @@ from pipeline.status import start_runs as show_queued
 from pipeline.tasks import enter_stage, left_stage
 
 STATUS_TTL = settings.STATUS_TTL
+SCHEDULE_EVERY = settings.SCHEDULE_EVERY
 
 
 def check_function(expression: str, interval: float, dt: float) -> dict[str, str]:
@@ -52,6 +54,8 @@ __all__ = [
     "POINTS",
     "QUEUED",
     "RENDERING",
+    "SCHEDULE_EVERY",
+    "SCHEDULE_TASK",
     "STATUS_TTL",
     "SWEEP_TASK",
     "EnvSettings",

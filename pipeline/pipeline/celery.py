@@ -23,6 +23,8 @@ PERSIST_TASK = "pipeline.persist_chart"
 SEND_TASK = "pipeline.send_chains"
 # Implemented by the admin too: sends unsent runs, sends quiet ones again, fails lost ones.
 SWEEP_TASK = "pipeline.sweep_runs"
+# Implemented by the admin too: queues the rows whose scheduled refresh is due (one tick).
+SCHEDULE_TASK = "pipeline.dispatch_schedules"
 
 # Carried by a retried message: when the stage first failed (unix seconds).
 FIRST_FAILURE_HEADER = "fd_first_failure"
@@ -119,6 +121,7 @@ app.conf.update(
         RENDER_TASK: {"queue": settings.RENDER_QUEUE, "routing_key": settings.RENDER_QUEUE},
         PERSIST_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
         SWEEP_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
+        SCHEDULE_TASK: {"queue": settings.PERSIST_QUEUE, "routing_key": settings.PERSIST_QUEUE},
     },
     # The scheduler is its own process (deploy/run beat); the persist worker runs the sweep.
     # Beat does not know the sweep task (the admin implements it), so it sends it by name
@@ -127,6 +130,14 @@ app.conf.update(
     # 20 s and logs CRITICAL "Retry limit exceeded", the sweep unsent (tests/test_beat.py).
     beat_schedule={
         "sweep-runs": {"task": SWEEP_TASK, "schedule": settings.SWEEP_EVERY, "options": {"ignore_result": True}},
+        # The schedule's tick (rows due for their scheduled refresh are queued), the same way.
+        # A tick that waited longer than a tick in the queue (the persist worker was away) is
+        # dropped unrun: the next tick does the same work, so ticks never pile up.
+        "dispatch-schedules": {
+            "task": SCHEDULE_TASK,
+            "schedule": settings.SCHEDULE_EVERY,
+            "options": {"ignore_result": True, "expires": settings.SCHEDULE_EVERY},
+        },
     },
     # Beat writes its schedule file after every task it sends, so with every sweep
     # (Celery's default: at most every 3 minutes); compose's beat healthcheck takes a

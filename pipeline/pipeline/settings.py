@@ -29,6 +29,7 @@ Celery int()s both and takes a backoff of 0 as none at all (every retry would wa
 | PIPELINE_BROKER_TIMEOUT       | 3                                    | s to connect to the broker |
 | PIPELINE_FANOUT_OVER          | 50                                   | bigger batches are sent by the points worker |
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps |
+| PIPELINE_SCHEDULE_EVERY       | 10                                   | seconds between two schedule ticks |
 | PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis |
 
 The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
@@ -106,6 +107,9 @@ class PipelineEnv(EnvSettings):
     pipeline_sweep_every: float = Field(
         60.0, gt=0, description="seconds between two sweeps (unsent runs sent, quiet ones sent again)"
     )
+    pipeline_schedule_every: float = Field(
+        10.0, gt=0, description="seconds between two schedule ticks (rows due for their scheduled refresh queued)"
+    )
     pipeline_status_ttl: int = Field(
         86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch"
     )
@@ -162,6 +166,7 @@ BROKER_TIMEOUT = ENV.pipeline_broker_timeout
 STATUS_TTL = ENV.pipeline_status_ttl
 FANOUT_OVER = ENV.pipeline_fanout_over
 SWEEP_EVERY = ENV.pipeline_sweep_every
+SCHEDULE_EVERY = ENV.pipeline_schedule_every
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.
 POINTS_QUEUE = "points"

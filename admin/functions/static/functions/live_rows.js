@@ -4,7 +4,9 @@
  * the page asks the admin for the live columns of those rows: every 1.5 s for the
  * first minute, then every 5 s, and gives up after 15 minutes (a reload shows the same
  * truth: the cells come from the same display methods). It stops as soon as no row is
- * in flight. The browser only ever talks to the admin.
+ * in flight. Rows with a refresh schedule are asked for every 10 s for as long as the
+ * page is open (the list is a dashboard that keeps itself current): a scheduled refresh
+ * shows without a click. The browser only ever talks to the admin.
  */
 function fdLiveRows() {
   "use strict";
@@ -12,7 +14,7 @@ function fdLiveRows() {
   const table = document.getElementById("result_list");
   if (!box || !table) return;
   const url = box.dataset.liveUrl;
-  const FAST = 1500, SLOW = 5000, FAST_FOR = 60000, GIVE_UP = 15 * 60000;
+  const FAST = 1500, SLOW = 5000, FAST_FOR = 60000, GIVE_UP = 15 * 60000, SCHEDULED = 10000;
   const started = Date.now();
   let timer = null;
 
@@ -24,6 +26,13 @@ function fdLiveRows() {
   function idsInFlight() {
     return Array.from(table.querySelectorAll("tbody tr"))
       .filter((tr) => tr.querySelector("td.field-status .fd-running"))
+      .map((tr) => (tr.querySelector("input.action-select") || {}).value)
+      .filter(Boolean);
+  }
+
+  function idsScheduled() {
+    return Array.from(table.querySelectorAll("tbody tr"))
+      .filter((tr) => tr.querySelector("td.field-schedule .fd-scheduled"))
       .map((tr) => (tr.querySelector("input.action-select") || {}).value)
       .filter(Boolean);
   }
@@ -46,11 +55,11 @@ function fdLiveRows() {
 
   async function poll() {
     timer = null;
-    const ids = idsInFlight();
-    if (ids.length === 0) return; // nothing in flight: stop
-    if (Date.now() - started > GIVE_UP) {
-      document.body.dataset.fdLive = "gave-up";
-      return;
+    const flying = Date.now() - started > GIVE_UP ? [] : idsInFlight();
+    const ids = Array.from(new Set([...flying, ...idsScheduled()]));
+    if (ids.length === 0) {
+      if (idsInFlight().length > 0) document.body.dataset.fdLive = "gave-up";
+      return; // nothing in flight (or given up) and nothing scheduled: stop
     }
     try {
       const response = await fetch(url + "?ids=" + ids.join(","), {
@@ -65,9 +74,12 @@ function fdLiveRows() {
   }
 
   function schedule() {
-    const busy = idsInFlight().length > 0;
-    document.body.dataset.fdLive = busy ? "polling" : "idle";
-    if (busy && timer === null) timer = setTimeout(poll, Date.now() - started < FAST_FOR ? FAST : SLOW);
+    const busy = idsInFlight().length > 0 && Date.now() - started <= GIVE_UP;
+    const scheduled = idsScheduled().length > 0;
+    document.body.dataset.fdLive = busy ? "polling" : scheduled ? "scheduled" : "idle";
+    if (timer !== null) return;
+    if (busy) timer = setTimeout(poll, Date.now() - started < FAST_FOR ? FAST : SLOW);
+    else if (scheduled) timer = setTimeout(poll, SCHEDULED);
   }
 
   schedule();
