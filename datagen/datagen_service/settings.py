@@ -25,6 +25,7 @@ Variable                           Default                Meaning
 ``DATAGEN_MAX_EXPRESSION_LENGTH``  ``1000``               longest expression, in characters
 ``DATAGEN_MAX_DEPTH``              ``64``                 deepest nesting of an expression
 ``DATAGEN_HEAVY_SAMPLES``          ``1000000``            more samples than this: a heavy series
+``DATAGEN_HEAVY_RAW_POINTS``       ``100000``             more raw (undecimated) points: a heavy series
 ``DATAGEN_HEAVY_SLOTS``            ``1``                  heavy series computed at once (all processes)
 ``DATAGEN_RETRY_AFTER``            ``2``                  Retry-After seconds of a 503 busy answer
 ``DATAGEN_SECRET_KEY``             (a dev-only key)       Django SECRET_KEY (datagen signs nothing)
@@ -73,6 +74,11 @@ class DatagenEnv(BaseSettings):
     datagen_max_depth: int = Field(64, ge=1, description="deepest nesting of an expression")
     datagen_heavy_samples: int = Field(
         1_000_000, ge=0, description="a series with more samples than this is heavy (needs a heavy slot)"
+    )
+    datagen_heavy_raw_points: int = Field(
+        100_000,
+        ge=0,
+        description="a raw (undecimated) series with more points than this is heavy too (the CSV download)",
     )
     datagen_heavy_slots: int = Field(
         1, ge=1, description="heavy series computed at once, by all datagen processes on the database together"
@@ -175,6 +181,7 @@ DATAGEN_MAX_COLUMN_SAMPLES = ENV.datagen_max_column_samples
 DATAGEN_MAX_EXPRESSION_LENGTH = ENV.datagen_max_expression_length
 DATAGEN_MAX_DEPTH = ENV.datagen_max_depth
 DATAGEN_HEAVY_SAMPLES = ENV.datagen_heavy_samples
+DATAGEN_HEAVY_RAW_POINTS = ENV.datagen_heavy_raw_points
 DATAGEN_HEAVY_SLOTS = ENV.datagen_heavy_slots
 DATAGEN_RETRY_AFTER = ENV.datagen_retry_after
 
