@@ -214,7 +214,7 @@ def wait_healthy(timeout: float, command: subprocess.Popen | None = None) -> dic
 
 def service_health_lags(healthy_at: dict[str, float]) -> dict[str, tuple[float, float]]:
     """service -> (seconds to healthy, seconds from its last dependency's health to its own)."""
-    spec = yaml_load(ROOT / "docker-compose.yml")["services"]
+    spec = {**yaml_load(ROOT / "docker-compose.yml")["services"], **yaml_load(HERE / "proxy.test.yml")["services"]}
     by_service: dict[str, float] = {}
     for name, seconds in healthy_at.items():
         service = re.sub(r"^" + re.escape(PROJECT) + r"[_-](.*)[_-]\d+$", r"\1", name)
