@@ -16,6 +16,14 @@ It prints, measured side by side in one run:
    the M4 chart, drawn as the line alone and as the line over its per-column
    band (what the pipeline renders), against the plot area.
 
+``--heavy-downloads N`` instead measures the heavy slots (issue 19): N clients download
+a raw series of 1,000,000 points at once (the admin's CSV download), each asking again
+after ``Retry-After`` while datagen answers 503 busy, while one client asks small
+requests in turn (``/validate`` and a 25-point series); it prints the small requests'
+latency (median, 95th percentile, max) alone and during the downloads, side by side for
+datagen as deployed (2 sync workers) with raw series not counted as heavy (as before)
+and with ``DATAGEN_HEAVY_RAW_POINTS``' default.
+
 Only 127.0.0.1 is contacted. If no datagen answers at --datagen-url (env
 DATAGEN_URL), the script starts gunicorn on a free 127.0.0.1 port and stops it at the
 end. The pixel part needs an export server at --exporter-url (env EXPORTER_URL,
@@ -30,12 +38,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -195,8 +206,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATAGEN_STATEMENT_TIMEOUT_MS": "120000", "DATAGEN_MAX_RAW_POINTS": "6000000"}
+def start_gunicorn(port: int, env_extra: dict[str, str] | None = None, workers: int = 1) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATAGEN_STATEMENT_TIMEOUT_MS": "120000",
+        "DATAGEN_MAX_RAW_POINTS": "6000000",
+        **(env_extra or {}),
+    }
     proc = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
@@ -208,7 +224,7 @@ def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "1",
+            str(workers),
             "--timeout",
             "300",
             "--log-level",
@@ -365,12 +381,105 @@ def sql_figures(compiled: Any, datagen_url_arg: str, repeat: int) -> None:
             gunicorn.wait(timeout=30)
 
 
+# ------------------------------------------------------------------ heavy downloads
+
+SMALL_VALIDATE = {"expression": EXPRESSION, "interval": 1, "dt": 1}
+SMALL_SERIES = {**SMALL_VALIDATE, "end": END}  # 25 points
+DOWNLOAD = {"expression": EXPRESSION, "interval": 999_999 / 1440, "dt": MINUTE_HOURS, "end": END}  # 1,000,000 raw
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def small_requests(url: str, until: threading.Event, least: int = 0) -> list[float]:
+    """Latencies of small requests asked in turn (validate, 25-point series) until ``until`` is set."""
+    times: list[float] = []
+    session = requests.Session()
+    while not until.is_set() or len(times) < least:
+        path, body = ("/api/v1/validate", SMALL_VALIDATE) if len(times) % 2 == 0 else ("/api/v1/points", SMALL_SERIES)
+        t0 = time.perf_counter()
+        r = session.post(url + path, json=body, timeout=120)
+        times.append(time.perf_counter() - t0)
+        assert r.status_code == 200, (path, r.status_code, r.text[:200])
+        until.wait(0.02)  # a person's pace, roughly: not a load of its own
+    return times
+
+
+def download(url: str, busy: list[int]) -> float:
+    """One raw download of 1 M points, asking again after Retry-After while busy; its wall time."""
+    t0 = time.perf_counter()
+    while True:
+        with requests.post(url + "/api/v1/points", json=DOWNLOAD, timeout=300, stream=True) as r:
+            if r.status_code == 503:
+                busy.append(1)
+                wait = float(r.headers.get("Retry-After", "1"))
+            else:
+                assert r.status_code == 200, (r.status_code, r.text[:200])
+                size = sum(len(chunk) for chunk in r.iter_content(1 << 16))
+                assert size > 20_000_000, size
+                return time.perf_counter() - t0
+        time.sleep(wait)  # what Retry-After asks of a client
+
+
+def heavy_download_figures(downloads: int) -> None:
+    """Small requests' latency alone and during ``downloads`` raw 1 M downloads, before and now."""
+    print(
+        f"{downloads} raw downloads of 1,000,000 points at once (asking again after Retry-After when busy)"
+        " vs small requests in turn (/validate, a 25-point series); datagen under gunicorn, 2 sync workers,"
+        " 1 heavy slot"
+    )
+    print(
+        f"{'raw series counted as heavy':<34}{'alone p50/p95/max s':>22}{'during p50/p95/max s':>24}"
+        f"{'small n':>9}{'all done s':>12}{'each p50 s':>12}{'503s':>6}"
+    )
+    for label, extra in (
+        ("never (before: limit 1,000,000)", {"DATAGEN_HEAVY_RAW_POINTS": "1000000"}),
+        ("over 100,000 points (default)", {}),
+    ):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_gunicorn(
+            port,
+            {"DATAGEN_MAX_RAW_POINTS": "1000000", "DATAGEN_HEAVY_SLOTS": "1", "DATAGEN_LOG_LEVEL": "ERROR", **extra},
+            workers=2,
+        )
+        try:
+            stop = threading.Event()
+            stop.set()
+            alone = small_requests(url, stop, least=60)
+            busy: list[int] = []
+            done = threading.Event()
+            with ThreadPoolExecutor(downloads + 1) as pool:
+                small = pool.submit(small_requests, url, done)
+                t0 = time.perf_counter()
+                try:
+                    heavy = [pool.submit(download, url, busy) for _ in range(downloads)]
+                    walls = [future.result() for future in heavy]
+                    total = time.perf_counter() - t0
+                finally:
+                    done.set()
+                during = small.result()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        figures = [f"{statistics.median(xs):.3f}/{percentile(xs, 0.95):.3f}/{max(xs):.3f}" for xs in (alone, during)]
+        print(
+            f"{label:<34}{figures[0]:>22}{figures[1]:>24}{len(during):>9}{total:12.1f}{statistics.median(walls):12.1f}{len(busy):>6}"
+        )
+    print("target: small requests' p95 < 0.2 s during the downloads")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--exporter-url", default=os.environ.get("EXPORTER_URL", "http://127.0.0.1:7801"))
     ap.add_argument("--datagen-url", default=os.environ.get("DATAGEN_URL", ""))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--pixels-only", action="store_true", help="only the pixel comparison")
+    ap.add_argument(
+        "--heavy-downloads", type=int, default=0, metavar="N", help="only the heavy-slot run: N raw downloads at once"
+    )
     args = ap.parse_args()
     repeat = max(1, min(args.repeat, 20))
     for url in (args.exporter_url, args.datagen_url):
@@ -387,6 +496,9 @@ def main() -> None:
         cur.execute("SELECT version()")
         print(cur.fetchone()[0].split(",")[0])
     bare_sql(compiled.sql, 1, 1, None)  # connect, warm up
+    if args.heavy_downloads:
+        heavy_download_figures(max(1, min(args.heavy_downloads, 50)))
+        return
 
     if not args.pixels_only:
         sql_figures(compiled, args.datagen_url, repeat)

@@ -19,6 +19,7 @@ for ((i = 1; i <= EXPORTER_INSTANCES; i++)); do urls="$urls${urls:+,}http://127.
 export EXPORTER_URLS="${EXPORTER_URLS:-$urls}"
 
 ensure_prerequisites
+ensure_flower_auth
 ensure_database "${POSTGRES_DB:-function_dashboard}"
 say "Migrating and creating the development superuser"
 deploy/run bootstrap
@@ -43,7 +44,7 @@ cat <<MSG
 
   Function Dashboard is starting:
     admin   http://127.0.0.1:${ADMIN_PORT:-8000}/admin/   ($login)
-    Flower  http://127.0.0.1:${FLOWER_PORT:-5555}/
+    Flower  http://127.0.0.1:${FLOWER_PORT:-5555}/   (user:password in var/flower-auth, or your FLOWER_BASIC_AUTH; not printed)
     ${EXPORTER_INSTANCES} export servers (:7801...), ${RENDER_CONCURRENCY} render processes (${SIZING_CORES} cores, ${SIZING_AVAILABLE_MB} MB available)
   Ctrl-C stops everything.
 

@@ -124,6 +124,17 @@ ensure_test_vhost() { # the RabbitMQ virtual host of TEST_SLOT's suite (or bench
   fi
 }
 
+ensure_flower_auth() { # FLOWER_BASIC_AUTH for the local Flower: the environment's, or var/flower-auth (generated once, owner-only)
+  if [ -z "${FLOWER_BASIC_AUTH:-}" ]; then
+    if [ ! -s "$ROOT/var/flower-auth" ]; then
+      mkdir -p "$ROOT/var"
+      (umask 077 && printf 'flower:%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$ROOT/var/flower-auth")
+    fi
+    FLOWER_BASIC_AUTH="$(cat "$ROOT/var/flower-auth")"
+  fi
+  export FLOWER_BASIC_AUTH
+}
+
 ensure_prerequisites() { # what every runner needs before it starts a process
   ensure_python
   ensure_chromium

@@ -1,11 +1,13 @@
 """datagen busy (every heavy slot taken: 503 ``busy`` + Retry-After), on the real services.
 
 The heavy slot is a PostgreSQL advisory lock (datagen/series/slots.py); the test
-takes it itself, so the stack's datagen answers busy until the test lets it go.
+takes it itself, so the stack's datagen answers busy until the test lets it go. The
+pipeline waits for it; the admin's points and CSV views pass it on to the browser.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +15,15 @@ from contextlib import contextmanager
 import psycopg2
 import pytest
 from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
 
 from functions import services
 from functions.models import Function
 from pipeline import clients, settings
 from pipeline.charts import plot_width
 from pipeline.errors import TransientFailure
-from tests.stack import wait_until
+from tests.stack import Process, http_ok, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.stack]
 
@@ -44,6 +48,52 @@ def heavy_slot_taken() -> Iterator[None]:
         yield
     finally:
         conn.close()  # ends the session: the slot is free
+
+
+@pytest.fixture
+def datagen() -> Iterator[None]:
+    """datagen alone on the test database (the session's stack's, when that runs already)."""
+    url = os.environ["DATAGEN_URL"] + "/health"
+    try:
+        if http_ok(url):
+            yield
+            return
+    except OSError:
+        pass
+    env = {**os.environ, "POSTGRES_DB": connection.settings_dict["NAME"]}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    process = Process("datagen-alone", ["datagen"], env).start()
+    try:
+        wait_until(lambda: process.running and http_ok(url), 60, "datagen")
+        yield
+    finally:
+        process.stop()
+
+
+def test_the_admin_passes_datagen_busy_and_its_retry_after_to_the_browser(admin_client, datagen):
+    # 144,001 samples: raw (the CSV) more than DATAGEN_HEAVY_RAW_POINTS, so heavy;
+    # 1.2 million: heavy also decimated (the interactive chart's points).
+    csv_row = Function.objects.create(
+        expression="t", interval=100.0, dt=1 / 60, state=Function.State.DONE, processed_at=timezone.now()
+    )
+    points_row = Function.objects.create(**HEAVY, state=Function.State.DONE, processed_at=timezone.now())
+    csv_url = reverse("admin:functions_function_csv", args=[csv_row.pk])
+    points_url = reverse("admin:functions_function_points", args=[points_row.pk])
+    with heavy_slot_taken():
+        csv_busy = admin_client.get(csv_url)
+        points_busy = admin_client.get(points_url, {"width": 800})
+        small = admin_client.get(points_url, {"start": csv_row.processed_at.timestamp() - 3600, "width": 800})
+    csv_after = admin_client.get(csv_url)
+    assert csv_busy.status_code == 503, csv_busy.content[:300]
+    assert csv_busy["Retry-After"] == "2"
+    assert b"busy" in csv_busy.content or b"heavy" in csv_busy.content
+    assert points_busy.status_code == 503, points_busy.content[:300]
+    assert points_busy["Retry-After"] == "2"
+    assert "heavy" in points_busy.json()["errors"][0]["message"]
+    assert small.status_code == 200 and small.json()["decimated"] is False  # the last hour: 3,601 samples
+    assert csv_after.status_code == 200
+    lines = b"".join(csv_after.streaming_content).splitlines()
+    assert lines[0] == b"t_unix_seconds,t_utc,y" and len(lines) == 144_002
 
 
 def test_a_busy_datagen_is_waited_for_and_the_row_ends_done(stack):

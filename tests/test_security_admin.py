@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from ipaddress import ip_network
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
@@ -103,8 +105,8 @@ def axes_clean():
     AccessAttempt.objects.all().delete()
 
 
-def login(client, username: str, password: str):
-    return client.post(LOGIN_URL, {"username": username, "password": password, "next": "/admin/"})
+def login(client, username: str, password: str, **meta: str):
+    return client.post(LOGIN_URL, {"username": username, "password": password, "next": "/admin/"}, **meta)
 
 
 def test_login_is_throttled_after_repeated_failures(client, settings, axes_clean):
@@ -127,3 +129,56 @@ def test_a_few_failures_do_not_lock_the_right_password_out(client, settings, axe
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         login(client, "boss", "wrong")
     assert login(client, "boss", "the-right-password-1").status_code == 302
+
+
+# Behind a reverse proxy (issue 19): every client reaches the admin from the proxy's address.
+PROXY = "10.0.0.2"
+ATTACKER, ADMIN_HOME = "203.0.113.7", "198.51.100.1"
+
+
+def via_proxy(client_address: str, forwarded: str = "") -> dict[str, str]:
+    """What the proxy sends: its own address, and X-Forwarded-For with the client's appended."""
+    return {
+        "REMOTE_ADDR": PROXY,
+        "HTTP_X_FORWARDED_FOR": f"{forwarded}, {client_address}" if forwarded else client_address,
+    }
+
+
+def test_behind_a_trusted_proxy_an_attacker_cannot_lock_the_administrator_out(client, settings, axes_clean):
+    settings.TRUSTED_PROXIES = (ip_network(PROXY),)
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "the-right-password-1")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert login(client, "boss", "wrong", **via_proxy(ATTACKER)).status_code == 200
+    # The attacker even writes the administrator's address into the header: the proxy appends the real one.
+    assert login(client, "boss", "wrong", **via_proxy(ATTACKER, forwarded=ADMIN_HOME)).status_code == 429
+    assert login(client, "boss", "the-right-password-1", **via_proxy(ATTACKER)).status_code == 429
+    # The administrator, through the same proxy from home, is not locked out.
+    assert login(client, "boss", "the-right-password-1", **via_proxy(ADMIN_HOME)).status_code == 302
+
+
+def test_a_forwarded_for_from_an_untrusted_address_is_not_believed(client, settings, axes_clean):
+    """Straight to the admin (no trusted proxy in between), X-Forwarded-For changes nothing."""
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "the-right-password-1")
+    for trusted in ((), (ip_network(PROXY),)):  # no proxy configured, or one that is not this client
+        settings.TRUSTED_PROXIES = trusted
+        AccessAttempt.objects.all().delete()
+        for i in range(settings.AXES_FAILURE_LIMIT):
+            forged = {"REMOTE_ADDR": ATTACKER, "HTTP_X_FORWARDED_FOR": f"192.0.2.{i + 1}"}
+            answer = login(client, "boss", "wrong", **forged)
+        assert answer.status_code == 429  # one address: the connection's, whatever the header says
+        assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {ATTACKER}
+
+
+def test_one_address_trying_many_user_names_is_locked_out_alone(client, settings, axes_clean):
+    settings.TRUSTED_PROXIES = (ip_network(PROXY),)
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT + 3
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "the-right-password-1")
+    names = iter(f"guess{i}" for i in range(100))
+    for _ in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT - 1):  # one failure per name: no pair is near its limit
+        assert login(client, next(names), "wrong", **via_proxy(ATTACKER)).status_code == 200
+    assert login(client, next(names), "wrong", **via_proxy(ATTACKER)).status_code == 429
+    # The address is locked out for any name, even with a right password...
+    assert login(client, next(names), "wrong", **via_proxy(ATTACKER)).status_code == 429
+    assert login(client, "boss", "the-right-password-1", **via_proxy(ATTACKER)).status_code == 429
+    # ...and only that address.
+    assert login(client, "boss", "the-right-password-1", **via_proxy(ADMIN_HOME)).status_code == 302

@@ -85,6 +85,16 @@ def test_set_values_are_read_stripped_and_typed(monkeypatch) -> None:
     assert pipeline_settings.split_list(pipeline.exporter_urls) == ["http://a:1/", "http://b:2"]
 
 
+def test_the_address_lockout_limit_must_be_above_the_user_name_limit(monkeypatch) -> None:
+    monkeypatch.setenv("DJANGO_LOGIN_FAILURE_LIMIT", "5")
+    monkeypatch.setenv("DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT", "5")
+    with pytest.raises(SettingsError, match="DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT must be above"):
+        load(admin_settings.AdminEnv, "test")
+    monkeypatch.setenv("DJANGO_TRUSTED_PROXIES", " 10.0.0.2 , 172.16.0.0/12, ::1 ")
+    monkeypatch.setenv("DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT", "6")
+    assert load(admin_settings.AdminEnv, "test").django_login_address_failure_limit == 6
+
+
 @pytest.mark.parametrize(
     ("env_class", "name", "value"),
     [
@@ -94,6 +104,7 @@ def test_set_values_are_read_stripped_and_typed(monkeypatch) -> None:
         (admin_settings.AdminEnv, "DJANGO_DEBUG", "maybe"),
         (admin_settings.AdminEnv, "POSTGRES_PORT", "54x"),
         (admin_settings.AdminEnv, "ADD_WAIT_SECONDS", "soon"),
+        (admin_settings.AdminEnv, "DJANGO_TRUSTED_PROXIES", "10.0.0.2, proxy.example"),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch, env_class, name: str, value: str) -> None:

@@ -26,7 +26,9 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | DJANGO_SECURE_HSTS_SECONDS  | 0                           | Strict-Transport-Security max-age once HTTPS works |
 | DJANGO_SECURE_PROXY_SSL_HEADER | false                    | true: trust the proxy's X-Forwarded-Proto: https |
 | DJANGO_LOGIN_FAILURE_LIMIT  | 5                           | failed logins (user name + address) before lockout |
+| DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT | 20                   | failed logins from one address before it is locked |
 | DJANGO_LOGIN_COOLOFF_MINUTES| 15                          | how long a lockout lasts |
+| DJANGO_TRUSTED_PROXIES      | (empty)                     | proxies (addresses, CIDR) whose X-Forwarded-For counts |
 | ADD_WAIT_SECONDS            | 20                          | after Add, how long the admin waits for the chart |
 | ADD_WAIT_CONCURRENCY        | 4                           | Adds per process that wait at once for their chart |
 | STALLED_AFTER_SECONDS       | 600                         | a sent run quiet this long is sent again |
@@ -44,10 +46,13 @@ the pipeline package (it sends the chains and asks datagen to check the add form
 The bootstrap's roles read theirs in ``functions/management/commands/ensure_*_role.py``.
 """
 
+from __future__ import annotations
+
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from pipeline.api import EnvSettings, load, split_list
 
@@ -81,7 +86,15 @@ class AdminEnv(EnvSettings):
     django_secure_hsts_seconds: int = Field(0, ge=0, description="Strict-Transport-Security max-age")
     django_secure_proxy_ssl_header: bool = Field(False, description="true: trust X-Forwarded-Proto: https")
     django_login_failure_limit: int = Field(5, ge=1, description="failed logins (user name + address) before lockout")
+    django_login_address_failure_limit: int = Field(
+        20, ge=1, description="failed logins from one address (any user names) before that address is locked out"
+    )
     django_login_cooloff_minutes: float = Field(15.0, gt=0, description="how long a lockout lasts")
+    django_trusted_proxies: str = Field(
+        "",
+        description="comma separated addresses or networks (CIDR) of the reverse proxies in front of the admin "
+        "whose X-Forwarded-For is believed; empty: none, the client address is the connection's",
+    )
     add_wait_seconds: float = Field(20.0, ge=0, description="after Add, how long the admin waits for the chart")
     add_wait_concurrency: int = Field(4, ge=0, description="Adds per process that wait at once for their chart")
     stalled_after_seconds: float = Field(
@@ -99,6 +112,22 @@ class AdminEnv(EnvSettings):
         1000, ge=1, description="rows due for their scheduled refresh that one transaction of a tick queues"
     )
     log_level: str = Field("INFO", description="level of the admin's log (stderr)")
+
+    @field_validator("django_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in split_list(value):
+            ip_network(item, strict=False)  # ValueError: names the variable
+        return value
+
+    @model_validator(mode="after")
+    def _address_limit_above_the_pair_limit(self) -> AdminEnv:
+        if self.django_login_address_failure_limit <= self.django_login_failure_limit:
+            raise ValueError(
+                "DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT must be above DJANGO_LOGIN_FAILURE_LIMIT "
+                "(an address alone is locked out only after more failures than a user name at it)"
+            )
+        return self
 
 
 # Lower case: not a setting (Django reads upper-case names only), so no debug page or
@@ -133,6 +162,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "csp",
     "functions",
 ]
 
@@ -148,6 +178,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # PostgreSQL away: a view's OperationalError/InterfaceError answers 503 with a page saying so.
     "functions.database_away.DatabaseAwayMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it answers 429 to a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]
@@ -189,8 +220,10 @@ DATABASES = {
 
 # Login throttling (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT failed logins for one
 # user name from one address, that pair is locked out for DJANGO_LOGIN_COOLOFF_MINUTES
-# (HTTP 429), even with the right password. The address is REMOTE_ADDR (not a header a
-# client could forge); behind a reverse proxy the user name still tells users apart.
+# (HTTP 429), even with the right password; after DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT from
+# one address (any user names), that address alone. The address is REMOTE_ADDR, or, when
+# that is a proxy of DJANGO_TRUSTED_PROXIES, the client it reports in X-Forwarded-For
+# (dashboard/lockout.py): so behind the proxy one client cannot lock out another.
 AUTHENTICATION_BACKENDS = [
     # django-axes first: every login through a request is checked against the lockout.
     "axes.backends.AxesStandaloneBackend",
@@ -199,8 +232,30 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.django_login_failure_limit
 AXES_COOLOFF_TIME = timedelta(minutes=env.django_login_cooloff_minutes)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "dashboard.lockout.client_address"
+AXES_HANDLER = "dashboard.lockout.LockoutHandler"
+LOGIN_ADDRESS_FAILURE_LIMIT = env.django_login_address_failure_limit
+TRUSTED_PROXIES = tuple(ip_network(item, strict=False) for item in split_list(env.django_trusted_proxies))
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
+
+# Content-Security-Policy (django-csp): every script, style, image and request comes from
+# the admin itself; no inline script or style, no eval, no plugin, no frame. The admin's
+# templates, the list's live rows and the interactive chart (Highstock, served by the
+# admin) work under it: tests/e2e/test_csp.py loads them and listens for violations.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # HTTPS (issue 11.3): TLS ends at a reverse proxy in front of the admin; these turn on
 # what `manage.py check --deploy` asks for once it does.

@@ -33,11 +33,16 @@ _PAIR = re.compile(rb"\[\s*(" + _NUMBER + rb")\s*,\s*(" + _NUMBER + rb")\s*\]")
 
 
 class DatagenError(Exception):
-    """datagen refused or could not answer; ``status`` is the HTTP status to pass on."""
+    """datagen refused or could not answer; ``status`` is the HTTP status to pass on, with
+    ``retry_after`` (whole seconds) when datagen is busy (503 ``busy``: every heavy slot taken)."""
 
-    def __init__(self, status: int, message: str, code: str = "") -> None:
+    def __init__(self, status: int, message: str, code: str = "", retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
+
+    def headers(self) -> dict[str, str]:
+        """The headers to answer with: ``Retry-After`` when datagen gave one."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ def _errors(response: requests.Response) -> DatagenError:
         code = str(errors[0].get("code", ""))
     else:
         message, code = response.text[:500] or response.reason, ""
+    if response.status_code == 503 and code == "busy":
+        # datagen's heavy slots are all taken: the browser may ask again after Retry-After.
+        wait = api.retry_after(response)
+        return DatagenError(503, f"datagen: {message}", code, None if wait is None else math.ceil(wait))
     status = response.status_code if 400 <= response.status_code < 500 else 502
     return DatagenError(status, f"datagen: {message}", code)
 

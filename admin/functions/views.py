@@ -139,7 +139,9 @@ def points_view(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> Js
     except BadQuery as exc:
         return exc.response()
     except series.DatagenError as exc:
-        return JsonResponse({"errors": [{"field": "datagen", "message": exc.message}]}, status=exc.status)
+        return JsonResponse(
+            {"errors": [{"field": "datagen", "message": exc.message}]}, status=exc.status, headers=exc.headers()
+        )
     return JsonResponse(
         {
             "start": window.start_time,
@@ -163,7 +165,9 @@ def csv_view(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> HttpR
         return exc.response()
     except series.DatagenError as exc:
         if exc.code != "too_many_samples":
-            return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
+            return HttpResponse(
+                exc.message, status=exc.status, content_type="text/plain; charset=utf-8", headers=exc.headers()
+            )
         query = request.GET.copy()
         query["m4"] = "2000"
         m4_url = f"{request.path}?{query.urlencode()}"

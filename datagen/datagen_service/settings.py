@@ -25,6 +25,7 @@ Variable                           Default                Meaning
 ``DATAGEN_MAX_EXPRESSION_LENGTH``  ``1000``               longest expression, in characters
 ``DATAGEN_MAX_DEPTH``              ``64``                 deepest nesting of an expression
 ``DATAGEN_HEAVY_SAMPLES``          ``1000000``            more samples than this: a heavy series
+``DATAGEN_HEAVY_RAW_POINTS``       ``100000``             more raw (undecimated) points: a heavy series
 ``DATAGEN_HEAVY_SLOTS``            ``1``                  heavy series computed at once (all processes)
 ``DATAGEN_RETRY_AFTER``            ``2``                  Retry-After seconds of a 503 busy answer
 ``DATAGEN_SECRET_KEY``             (a dev-only key)       Django SECRET_KEY (datagen signs nothing)
@@ -74,6 +75,11 @@ class DatagenEnv(BaseSettings):
     datagen_heavy_samples: int = Field(
         1_000_000, ge=0, description="a series with more samples than this is heavy (needs a heavy slot)"
     )
+    datagen_heavy_raw_points: int = Field(
+        100_000,
+        ge=0,
+        description="a raw (undecimated) series with more points than this is heavy too (the CSV download)",
+    )
     datagen_heavy_slots: int = Field(
         1, ge=1, description="heavy series computed at once, by all datagen processes on the database together"
     )
@@ -115,12 +121,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "series",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "datagen_service.urls"
@@ -177,6 +185,7 @@ DATAGEN_MAX_COLUMN_SAMPLES = env.datagen_max_column_samples
 DATAGEN_MAX_EXPRESSION_LENGTH = env.datagen_max_expression_length
 DATAGEN_MAX_DEPTH = env.datagen_max_depth
 DATAGEN_HEAVY_SAMPLES = env.datagen_heavy_samples
+DATAGEN_HEAVY_RAW_POINTS = env.datagen_heavy_raw_points
 DATAGEN_HEAVY_SLOTS = env.datagen_heavy_slots
 DATAGEN_RETRY_AFTER = env.datagen_retry_after
 
@@ -218,6 +227,23 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# Content-Security-Policy (django-csp) of every answer, the docs page (Swagger UI) included:
+# its files come from datagen itself (drf-spectacular-sidecar), its start script too (the
+# split view's ?script, not inline), and it fetches only the schema from datagen.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 LOGGING = {

@@ -1,6 +1,9 @@
 """Heavy work bounded in total: at most DATAGEN_HEAVY_SLOTS big series are computed at once.
 
-A series with more than DATAGEN_HEAVY_SAMPLES samples needs a heavy slot. A slot is
+A series with more than DATAGEN_HEAVY_SAMPLES samples needs a heavy slot, and so does a
+raw (undecimated) one with more than DATAGEN_HEAVY_RAW_POINTS: a raw answer costs more
+per sample (PostgreSQL writes every point as JSON text, and the answer is sent whole:
+1 M raw points take about 4 times as long as 1 M samples decimated). A slot is
 a PostgreSQL transaction-level advisory lock, ``pg_try_advisory_xact_lock(key, slot)``
 taken without waiting in the transaction that runs the series statement, so:
 
@@ -36,14 +39,20 @@ class Busy(Exception):
         self.retry_after = retry_after
 
 
-def is_heavy(samples: int) -> bool:
-    return samples > settings.DATAGEN_HEAVY_SAMPLES
+def heavy_limit(decimated: bool) -> int:
+    """The most samples a series may have and still be light: decimated (M4) or raw."""
+    return settings.DATAGEN_HEAVY_SAMPLES if decimated else settings.DATAGEN_HEAVY_RAW_POINTS
+
+
+def is_heavy(samples: int, decimated: bool) -> bool:
+    return samples > heavy_limit(decimated)
 
 
 @contextmanager
-def heavy_slot(samples: int) -> Iterator[None]:
-    """Run the body holding a heavy slot if ``samples`` makes the series heavy; raise Busy when none is free."""
-    if not is_heavy(samples):
+def heavy_slot(samples: int, decimated: bool) -> Iterator[None]:
+    """Run the body holding a heavy slot if the series is heavy (``samples``, raw or
+    ``decimated``); raise Busy when none is free."""
+    if not is_heavy(samples, decimated):
         yield
         return
     slots = settings.DATAGEN_HEAVY_SLOTS
@@ -55,8 +64,9 @@ def heavy_slot(samples: int) -> Iterator[None]:
                     break
             else:
                 raise Busy(
-                    f"{slots} heavy series (more than {settings.DATAGEN_HEAVY_SAMPLES} samples) "
-                    f"are being computed; retry in {settings.DATAGEN_RETRY_AFTER} s",
+                    f"{slots} heavy series (more than {settings.DATAGEN_HEAVY_SAMPLES} samples, or "
+                    f"{settings.DATAGEN_HEAVY_RAW_POINTS} raw points) are being computed; "
+                    f"retry in {settings.DATAGEN_RETRY_AFTER} s",
                     settings.DATAGEN_RETRY_AFTER,
                 )
         yield

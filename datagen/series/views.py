@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import serializers as s
-from .queries import Series, generate_series_points
+from .queries import Series, decimates, generate_series_points
 from .slots import heavy_slot
 
 _ERRORS = {
@@ -91,7 +91,7 @@ class PointsView(APIView):
         serializer = s.PointsRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         req: s.SeriesRequest = serializer.validated_data
-        with heavy_slot(req.samples):
+        with heavy_slot(req.samples, decimates(req.samples, req.width)):
             series = generate_series_points(
                 req.compiled, end=req.end, interval_days=req.interval, dt_hours=req.dt, width=req.width
             )

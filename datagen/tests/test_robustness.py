@@ -238,6 +238,25 @@ def test_a_heavy_series_gets_503_busy_while_every_slot_is_taken(api, other_sessi
         assert heavy_locks_held(cur) == 0  # the slot went with the transaction
 
 
+def test_a_big_raw_series_needs_a_heavy_slot_too(api, other_session) -> None:
+    """With the default settings: a raw answer of more than DATAGEN_HEAVY_RAW_POINTS points (the
+    admin's CSV download) waits for a heavy slot like a big M4 series; a small one does not."""
+    big_raw = {**GOOD, "interval": 100, "dt": 1 / 60}  # 144,001 raw points: heavy
+    with other_session.cursor() as cur:  # another datagen process holds the one slot
+        cur.execute("SELECT pg_advisory_xact_lock(%s, 0)", [HEAVY_LOCK_KEY])
+    busy = api.points(**big_raw)
+    small_raw = api.points(**GOOD)  # 25 points
+    decimated = api.points(**big_raw, width=1000)  # the same samples, M4: light below DATAGEN_HEAVY_SAMPLES
+    other_session.rollback()  # the other process finishes
+    after = api.points(**big_raw)
+    assert busy.status_code == 503, busy.content
+    assert busy["Retry-After"] == "2"
+    assert codes(busy) == [("server", "busy")]
+    assert small_raw.status_code == 200 and small_raw.json()["count"] == 25
+    assert decimated.status_code == 200 and decimated.json()["decimated"] is True
+    assert after.status_code == 200 and after.json()["count"] == 144_001
+
+
 def test_a_failed_heavy_series_frees_its_slot(api) -> None:
     with override_settings(DATAGEN_HEAVY_SAMPLES=10, DATAGEN_HEAVY_SLOTS=1):
         for _ in range(2):

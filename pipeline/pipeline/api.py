@@ -16,7 +16,8 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
   :func:`with_trace`, :func:`trace_entry`.
 - **Asking datagen** through the pipeline's connection pool: :func:`check_function`
   (the add and change forms), :func:`ask_datagen_points` (the interactive chart, CSV),
-  :func:`json_or_none`, :class:`TransientFailure`.
+  :func:`json_or_none`, :func:`retry_after` (the seconds of a busy answer's
+  ``Retry-After``), :class:`TransientFailure`.
 - **Numbers as the charts write them**: :func:`format_number`, :func:`readable_duration`.
 - **Settings**: :class:`EnvSettings` and :func:`load` (the one rule of every service's
   settings), :func:`split_list`, and :data:`STATUS_TTL` (how long the live view keeps
@@ -29,7 +30,7 @@ from pipeline import charts, clients, settings
 from pipeline.canvas import SendFailed, queued_messages, start_refresh
 from pipeline.celery import PERSIST_TASK, SCHEDULE_TASK, SWEEP_TASK, StageTask, app
 from pipeline.charts import format_number, readable_duration
-from pipeline.clients import ask_datagen_points, json_or_none
+from pipeline.clients import ask_datagen_points, json_or_none, retry_after
 from pipeline.errors import TransientFailure
 from pipeline.jobs import Job, new_job, trace_entry, with_trace
 from pipeline.settings import EnvSettings, load, split_list
@@ -76,6 +77,7 @@ __all__ = [
     "note",
     "queued_messages",
     "readable_duration",
+    "retry_after",
     "row_statuses",
     "show_queued",
     "split_list",

@@ -11,7 +11,11 @@ waits for health, then drives the user story over HTTP as a user would:
    trace);
 3. ``docker kill`` of a render worker in the middle of a batch: every row ends done;
 4. Flower answers 401 without its password and 200 with it;
-5. ``down -v`` leaves no container, volume or network behind (also on failure).
+5. the login lockout through a real reverse proxy (Debian's nginx, tests/compose/proxy)
+   from two containers: without ``DJANGO_TRUSTED_PROXIES`` an attacker locks the
+   administrator out (they share the proxy's address); with it, only itself, even forging
+   ``X-Forwarded-For``; a forged header sent straight to the admin is not believed;
+6. ``down -v`` leaves no container, volume or network behind (also on failure).
 
 Sizing: EXPORTER_REPLICAS and RENDER_CONCURRENCY come from deploy/compose/new-env
 (deploy/sizing's rule, as a user's .env gets them); the default ``up`` must start
@@ -134,6 +138,9 @@ COMPOSE = compose_command()
 FILES = ["-f", str(ROOT / "docker-compose.yml")]
 if os.environ.get("COMPOSE_TEST_BUILD_HOST_NETWORK", "1") == "1":
     FILES += ["-f", str(HERE / "compose.test.yml")]
+# The reverse proxy in front of the admin (nginx), on the stack's network only.
+FILES += ["-f", str(HERE / "proxy.test.yml")]
+PROXY_IMAGE = f"{PROJECT}-proxy:local"  # proxy.test.yml's COMPOSE_TEST_PROXY_IMAGE
 
 
 # No .env of the checkout is read: every setting comes from ENV (an empty env file).
@@ -207,7 +214,7 @@ def wait_healthy(timeout: float, command: subprocess.Popen | None = None) -> dic
 
 def service_health_lags(healthy_at: dict[str, float]) -> dict[str, tuple[float, float]]:
     """service -> (seconds to healthy, seconds from its last dependency's health to its own)."""
-    spec = yaml_load(ROOT / "docker-compose.yml")["services"]
+    spec = {**yaml_load(ROOT / "docker-compose.yml")["services"], **yaml_load(HERE / "proxy.test.yml")["services"]}
     by_service: dict[str, float] = {}
     for name, seconds in healthy_at.items():
         service = re.sub(r"^" + re.escape(PROJECT) + r"[_-](.*)[_-]\d+$", r"\1", name)
@@ -637,6 +644,91 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     check(not leaked, f"secrets shown in container logs: {leaked}")
     passed(f"no secret's value appears in any container's log ({len(SECRETS)} secrets)")
 
+    lockout_behind_the_proxy(password)
+
+
+# One login from inside a container (stdlib only): GET the form, POST the password;
+# prints the status and whether a session was opened.
+LOGIN_SCRIPT = r"""
+import http.cookiejar, re, sys, urllib.error, urllib.parse, urllib.request
+base, username, password, forged = sys.argv[1:5]
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+headers = {"Host": "localhost", **({"X-Forwarded-For": forged} if forged else {})}
+def call(data=None):
+    request = urllib.request.Request(base + "/admin/login/", data=data, headers=headers)
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+status, page = call()
+token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+fields = {"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"}
+status, page = call(urllib.parse.urlencode(fields).encode())
+print(status, "signed-in" if "/admin/logout/" in page else "refused")
+"""
+
+
+def lockout_behind_the_proxy(password: str) -> None:
+    """The login lockout through nginx, from two containers (two addresses)."""
+
+    def address(service: str) -> str:
+        nets = [c["NetworkSettings"]["Networks"] for c in containers() if service_of(c) == service][0]
+        return nets[f"{PROJECT}_default"]["IPAddress"]
+
+    def login(service: str, username: str, secret: str, via_proxy: bool = True, forged: str = "") -> tuple[int, str]:
+        base = "http://proxy:8080" if via_proxy else "http://admin:8000"
+        result = in_container(service, "python", "-c", LOGIN_SCRIPT, base, username, secret, forged)
+        check(result.returncode == 0, f"login from {service}: {result.stderr[-800:]}")
+        status, outcome = result.stdout.split()
+        return int(status), outcome
+
+    def attempts(username: str) -> set[str]:
+        return {r[0] for r in psql(f"SELECT DISTINCT ip_address FROM axes_accessattempt WHERE username = '{username}'")}
+
+    proxy, attacker, boss = address("proxy"), address("worker-points"), address("worker-persist")
+    limit = int(ENV.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+    # The default, no trusted proxy: behind it every client has the proxy's address.
+    outcomes = [login("worker-points", "admin", "wrong") for _ in range(limit)]
+    check(outcomes[-1][0] == 429 and outcomes[0][0] == 200, f"no trusted proxy, the attacker's logins: {outcomes}")
+    shared = login("worker-persist", "admin", password)
+    check(shared == (429, "refused"), f"no trusted proxy: the administrator from elsewhere got {shared}")
+    check(attempts("admin") == {proxy}, f"no trusted proxy: failures recorded for {attempts('admin')}")
+    passed(
+        f"no trusted proxy (the default): through nginx both clients are its address {proxy}, "
+        "so the attacker locked the administrator out: the setting is needed"
+    )
+
+    started = time.monotonic()
+    compose("up", "-d", "--no-deps", "admin", timeout=180, env={**ENV, "DJANGO_TRUSTED_PROXIES": proxy})
+    wait_until(
+        "the admin recreated with DJANGO_TRUSTED_PROXIES",
+        lambda: (
+            all(
+                c["State"].get("Health", {}).get("Status") == "healthy"
+                for c in containers()
+                if service_of(c) == "admin"
+            )
+            and login("worker-points", "probe", "wrong")[0] == 200
+        ),
+        120,
+    )
+    timed("admin recreated with DJANGO_TRUSTED_PROXIES", time.monotonic() - started)
+    outcomes = [login("worker-points", "admin", "wrong", forged=boss) for _ in range(limit)]  # forging the boss's
+    check(outcomes[-1][0] == 429, f"trusted proxy, the attacker's logins: {outcomes}")
+    check(login("worker-points", "admin", password)[0] == 429, "the attacker is not locked out with the password")
+    boss_login = login("worker-persist", "admin", password)
+    check(boss_login == (200, "signed-in"), f"trusted proxy: the administrator from elsewhere got {boss_login}")
+    check(attempts("admin") == {proxy, attacker}, f"trusted proxy: failures recorded for {attempts('admin')}")
+    # Straight to the admin, not through the trusted proxy: the header is not believed.
+    login("worker-points", "forger", "wrong", via_proxy=False, forged=boss)
+    check(attempts("forger") == {attacker}, f"a forged X-Forwarded-For was believed: {attempts('forger')}")
+    passed(
+        f"DJANGO_TRUSTED_PROXIES={proxy}: through nginx the attacker ({attacker}, forging X-Forwarded-For: {boss}) "
+        f"locked out only itself, the administrator at {boss} signed in; a forged header sent straight to "
+        "the admin was not believed"
+    )
+
 
 # ----------------------------------------------------------------------------- sizing
 
@@ -818,6 +910,7 @@ def main() -> int:
             "DJANGO_SUPERUSER_PASSWORD": password,
             "FLOWER_BASIC_AUTH": flower_auth,
             "COMPOSE_PROJECT_NAME": PROJECT,
+            "COMPOSE_TEST_PROXY_IMAGE": PROXY_IMAGE,
         }
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -849,6 +942,13 @@ def main() -> int:
             )  # fmt: skip
         check(build.returncode == 0, f"build failed, see {build_log}")
         timed("build (docker-compose.yml's images)", time.monotonic() - started)
+        with build_log.open("a") as out:
+            network = ["--network", "host"] if os.environ.get("COMPOSE_TEST_BUILD_HOST_NETWORK", "1") == "1" else []
+            build = subprocess.run(
+                ["docker", "build", *network, "-t", PROXY_IMAGE, str(HERE / "proxy")],
+                stdout=out, stderr=subprocess.STDOUT, timeout=900, check=False,
+            )  # fmt: skip
+        check(build.returncode == 0, f"the proxy's build failed, see {build_log}")
 
         for attempt in range(3):
             choose_ports(ports, list(ports))

@@ -159,7 +159,7 @@ def test_zoom_a_ten_year_series_down_to_minutes(ten_years, page: Page, shots, la
         }[lang]
     )
     page.wait_for_selector("#fd-explore-chart[data-state=ready]", timeout=WAIT_SECONDS * 1000)
-    page.wait_for_function("document.getElementById('fd-explore-chart').fdChart !== undefined")
+    page.wait_for_function("() => document.getElementById('fd-explore-chart').fdChart !== undefined")
     state = chart_state(page)
     assert state["samples"] == 5_256_001 and state["decimated"] == "1", state
     assert state["points"] <= 4 * state["width"], f"more points than M4 at the plot width: {state}"

@@ -232,7 +232,7 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
         )
         page.wait_for_timeout(500)
     assert page.evaluate("window.fdPageId") == page_id, "the page was reloaded"
-    page.wait_for_function("document.body.dataset.fdLive === 'idle'", timeout=10_000)  # polling stopped
+    page.wait_for_function("() => document.body.dataset.fdLive === 'idle'", timeout=10_000)  # polling stopped
     live_cells = {f: row(page, f).locator("td.field-status").inner_text().strip() for f in ticked}
     for f in ticked:
         src = assert_chart_loaded(page, f)

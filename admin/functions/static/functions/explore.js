@@ -123,6 +123,8 @@
     full = first.body;
     chart = Highcharts.stockChart(box, {
       chart: { zooming: { type: "x" }, panning: { enabled: true, type: "x" }, panKey: "shift", animation: false },
+      // No <style> element (the Content-Security-Policy allows none): highcharts-palette.css holds the palette.
+      palette: { injectCSS: false },
       title: { text: box.dataset.title },
       subtitle: { text: box.dataset.subtitle },
       credits: { enabled: false },
