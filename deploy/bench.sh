@@ -16,7 +16,7 @@ say "pipeline: bulk refresh vs the export servers alone, add-to-chart by stage"
 python -m tests.bench_pipeline "$@"
 
 say "schedule: the dispatcher's tick at 10,000 scheduled rows (CELERY_BEAT_PYTHON: also django-celery-beat's)"
-python -m tests.bench_schedules
+python -m tests.bench_schedules --sustained
 
 say "datagen: one SQL statement, raw and M4 (needs an export server for the pixel comparison)"
 EXPORTER_PORT=17999 deploy/run exporter >/dev/null 2>&1 &
