@@ -48,7 +48,7 @@ class ScheduleWidget(forms.MultiWidget):
     """A number and a unit, side by side: ``[5] [minutes]``; the unit "off" turns the schedule off."""
 
     def __init__(self, attrs: dict | None = None) -> None:
-        number = forms.NumberInput(attrs={"min": 1, "step": 1, "class": "vIntegerField", "style": "width: 5em"})
+        number = forms.NumberInput(attrs={"min": 1, "step": 1, "class": "vIntegerField fd-period-number"})
         super().__init__([number, forms.Select(choices=SCHEDULE_UNITS)], attrs)
 
     def decompress(self, value: int | None) -> list:
