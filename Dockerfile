@@ -83,9 +83,10 @@ FROM app-admin AS admin-static
 # What deploy/lib.sh ensure_admin_assets copies for the local runner.
 COPY --from=highcharts /app/exporter/node_modules/highcharts/highstock.js \
      /app/exporter/node_modules/highcharts/LICENSE.txt admin/vendor/highcharts/
-# The secret key here only lets settings load (50+ characters, as the settings
-# require with debug off); it is not kept in the image.
+# The secret key and database password here only let settings load (with debug off
+# they must be set; collectstatic opens no connection); neither is kept in the image.
 RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only-never-kept-in-the-image-0123456789 \
+    POSTGRES_PASSWORD=collectstatic-opens-no-database-connection \
     DJANGO_STATIC_ROOT=/app/var/static \
     /app/.venv/bin/python admin/manage.py collectstatic --noinput --verbosity 0
 
