@@ -61,6 +61,18 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {0, open}
 """
 
+# Rows queued for new runs, in one call: KEYS the rows, ARGV stage, updated, ttl, then
+# (run, queued) per row. One command for a whole batch (3,000 pipelined commands per
+# 1,000 rows cost 0.1 s of the sender's CPU to pack).
+_START = """
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'run', ARGV[2 + 2 * i], 'queued', ARGV[3 + 2 * i], 'stage', ARGV[1], 'updated', ARGV[2])
+  redis.call('HDEL', key, 'note')
+  redis.call('EXPIRE', key, ARGV[3])
+end
+return 0
+"""
+
 # A start of a message ended: take it back (only while its count exists: a count that
 # expired or was flushed is not made again, without its expiry).
 _FINISHED = """
@@ -117,15 +129,13 @@ class RowStatus:
 def start_runs(runs: Iterable[tuple[int, str, float]]) -> None:
     """Show rows queued for their new runs ``(function id, run id, queued at)``."""
     runs = list(runs)
-    now = time.time()
+    if not runs:
+        return
+    args: list[object] = [QUEUED, time.time(), settings.STATUS_TTL]
+    for _, run_id, queued_at in runs:
+        args += [run_id, queued_at]
     try:
-        pipe = client().pipeline(transaction=False)
-        for function_id, run_id, queued_at in runs:
-            key = _row_key(function_id)
-            pipe.hset(key, mapping={"run": run_id, "queued": queued_at, "stage": QUEUED, "updated": now})
-            pipe.hdel(key, "note")
-            pipe.expire(key, settings.STATUS_TTL)
-        pipe.execute()
+        _script(_START)(keys=[_row_key(function_id) for function_id, _, _ in runs], args=args)
     except redis.RedisError as exc:
         log.warning("could not show %d queued runs in Redis (the stages will): %s", len(runs), exc)
 
