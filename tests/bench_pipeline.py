@@ -45,18 +45,16 @@ import django  # noqa: E402
 
 django.setup()
 
-import psycopg2  # noqa: E402
 import redis  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
-from psycopg2 import sql  # noqa: E402
 
 from functions import selectors, services  # noqa: E402
 from functions.models import Function  # noqa: E402
 from pipeline import clients, settings  # noqa: E402
 from pipeline.celery import app  # noqa: E402
 from pipeline.charts import chart_options, plot_width  # noqa: E402
+from tests.bench_db import create_database  # noqa: E402
 from tests.stack import Stack, wait_until  # noqa: E402
 
 T = TypeVar("T")
@@ -75,21 +73,6 @@ def stage_breakdown(trace: dict, started: float, total: float, points_label: str
         "to persist queue": persist["started"] - render["started"] - render["seconds"],
         "persist + seen": started + total - persist["started"],
     }
-
-
-def create_database() -> None:
-    db = connection.settings_dict
-    conn = psycopg2.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname="postgres"
-    )
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
-        if cur.fetchone() is None:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-    conn.close()
-    call_command("migrate", verbosity=0)
-    Function.objects.all().delete()
 
 
 def settle(pks: list[int], timeout: float) -> list[Function]:

@@ -41,32 +41,15 @@ import django  # noqa: E402
 
 django.setup()
 
-import psycopg2  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from psycopg2 import sql  # noqa: E402
 
 from functions import services  # noqa: E402
 from functions.models import Function, Run  # noqa: E402
 from pipeline import api  # noqa: E402
 from pipeline.celery import app  # noqa: E402
-
-
-def create_database() -> None:
-    db = connection.settings_dict
-    conn = psycopg2.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname="postgres"
-    )
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
-        if cur.fetchone() is None:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-    conn.close()
-    call_command("migrate", verbosity=0)
-    Function.objects.all().delete()
+from tests.bench_db import create_database  # noqa: E402
 
 
 def tick(label: str) -> services.Dispatched:
