@@ -26,4 +26,4 @@ wait_port 127.0.0.1 17999 60 "export server"
 # datagen's SQL timed on its own, as the cluster's admin role: datagen's least-privilege
 # role is created by the admin's bootstrap, which this benchmark does not run.
 EXPORTER_URL=http://127.0.0.1:17999 DATAGEN_POSTGRES_USER="${POSTGRES_USER:-postgres}" \
-  DATAGEN_POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}" python datagen/bench.py
+  DATAGEN_POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}" python -m tests.bench_datagen

@@ -29,12 +29,8 @@ def imports(path: Path) -> list[str]:
 
 
 def sources(service: str) -> list[Path]:
-    """The service's own code (not its tests, nor datagen's benchmark, which draws charts to compare)."""
-    return [
-        path
-        for path in (ROOT / service).rglob("*.py")
-        if not {"migrations", "tests", ".venv"} & set(path.parts) and path.name != "bench.py"
-    ]
+    """The service's own code (not its tests)."""
+    return [path for path in (ROOT / service).rglob("*.py") if not {"migrations", "tests", ".venv"} & set(path.parts)]
 
 
 def test_the_admin_uses_the_pipeline_only_through_its_public_entry_point():

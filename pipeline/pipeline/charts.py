@@ -113,7 +113,7 @@ def _y_axis(values: list[float]) -> dict[str, Any]:
 # the band under it so that the two read as one stroke.
 SERIES_COLOR = "#2caffe"
 # The band's edge: a hairline that gives its anti-aliased border the weight of
-# the many overlapping strokes of the raw line (measured by datagen/bench.py).
+# the many overlapping strokes of the raw line (measured by tests/bench_datagen.py).
 BAND_EDGE_WIDTH = 0.3
 
 

@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "datagen"  # the service it measures
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datagen_service.settings")
 # The benchmark's own statements may take long; the service keeps its own timeout.
 os.environ.setdefault("DATAGEN_STATEMENT_TIMEOUT_MS", "120000")
