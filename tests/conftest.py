@@ -7,6 +7,18 @@ from django.db import connection
 from tests.stack import Stack
 
 
+@pytest.fixture
+def axes_clean():
+    """No lockout counts before or after the test (cache and database)."""
+    from axes.models import AccessAttempt
+    from django.core.cache import cache
+
+    cache.clear()
+    AccessAttempt.objects.all().delete()
+    yield
+    AccessAttempt.objects.all().delete()
+
+
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker):
     """The real workers, datagen and export servers, pointed at the test database."""

@@ -46,6 +46,25 @@ def http_ok(url: str) -> bool:
     return requests.get(url, timeout=2).status_code == 200
 
 
+def login(url: str, username: str, password: str) -> requests.Session:
+    """A session signed in to the admin at ``url`` through its real login form."""
+    session = requests.Session()
+    session.get(url + "/admin/login/", timeout=10)
+    response = session.post(
+        url + "/admin/login/?next=/admin/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": url + "/admin/login/"},
+        timeout=10,
+    )
+    assert response.ok and "sessionid" in session.cookies, response.text[:500]
+    return session
+
+
 @dataclass
 class Process:
     name: str

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 
 from tests.settings import PORT
 from tests.sideservices import SideServices
-from tests.stack import ROOT
+from tests.stack import ROOT, Process, ProcessExited, login, wait_until
 
 BASE = PORT + 80  # the side PostgreSQL; the admin listens on BASE + 10
 ADMIN_URL = f"http://127.0.0.1:{BASE + 10}"
@@ -28,20 +27,8 @@ MESSAGE = {
 LIST = "/admin/functions/function/"
 
 
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {seconds} s")
-        time.sleep(0.2)
-
-
 def answers() -> bool:
-    try:
-        requests.get(ADMIN_URL + "/admin/login/", timeout=5)
-        return True
-    except requests.ConnectionError:
-        return False
+    return requests.get(ADMIN_URL + "/admin/login/", timeout=5).status_code > 0
 
 
 @pytest.fixture(scope="module")
@@ -76,34 +63,20 @@ def side_admin() -> Iterator[tuple[SideServices, requests.Session]]:
             capture_output=True,
         )
         subprocess.run([str(ROOT / "deploy" / "run"), "bootstrap"], env=env, check=True, capture_output=True)
-        admin = subprocess.Popen(
-            [str(ROOT / "deploy" / "run"), "admin"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(answers, 60, "the admin did not answer")
-        session = requests.Session()
-        session.get(ADMIN_URL + "/admin/login/", timeout=10)
-        response = session.post(
-            ADMIN_URL + "/admin/login/?next=/admin/",
-            data={
-                "username": USER,
-                "password": PASSWORD,
-                "csrfmiddlewaretoken": session.cookies["csrftoken"],
-                "next": "/admin/",
-            },
-            headers={"Referer": ADMIN_URL + "/admin/login/"},
-            timeout=10,
-        )
-        assert response.ok and "sessionid" in session.cookies, response.text[:500]
+        admin = Process("admin-database-away", ["admin"], env).start()
+
+        def started() -> bool:
+            if not admin.running:
+                raise ProcessExited(f"the admin exited:\n{admin.tail()}")
+            return answers()
+
+        wait_until(started, 60, "the admin")
+        session = login(ADMIN_URL, USER, PASSWORD)
         yield side, session
     finally:
         if admin is not None:
-            os.killpg(admin.pid, 15)
-            output = admin.communicate(timeout=30)[0].decode(errors="replace")
-            print(output[-5000:])
+            admin.stop()
+            print(admin.tail(80))
         side.close()
 
 
@@ -132,4 +105,4 @@ def test_the_admin_answers_503_while_postgresql_is_away_and_recovers(side_admin)
         side.start_postgres()
 
     # Back by itself: no restart of the admin.
-    wait_for(lambda: session.get(ADMIN_URL + LIST, timeout=10).status_code == 200, 30, "the list did not recover")
+    wait_until(lambda: session.get(ADMIN_URL + LIST, timeout=10).status_code == 200, 30, "the list to recover")

@@ -29,7 +29,7 @@ import requests
 from kombu import Connection
 
 from tests.sideservices import SideServices
-from tests.stack import ROOT, Process, Stack, http_ok, wait_until
+from tests.stack import ROOT, Process, Stack, http_ok, login, wait_until
 
 SLOT = int(os.environ.get("TEST_SLOT", "0"))
 BASE = 18000 + 100 * SLOT + 60
@@ -166,24 +166,6 @@ class Faults:
         )
 
 
-def login(url: str) -> requests.Session:
-    session = requests.Session()
-    session.get(url + "/admin/login/", timeout=10)
-    response = session.post(
-        url + "/admin/login/?next=/admin/",
-        data={
-            "username": USER,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            "next": "/admin/",
-        },
-        headers={"Referer": url + "/admin/login/"},
-        timeout=10,
-    )
-    assert response.ok and "sessionid" in session.cookies, response.text[:500]
-    return session
-
-
 @pytest.fixture(scope="module")
 def faults() -> Iterator[Faults]:
     side = SideServices(BASE)
@@ -195,7 +177,7 @@ def faults() -> Iterator[Faults]:
         stack = Stack(env, extra=("beat", "admin"))
         stack.start()
         url = f"http://127.0.0.1:{ENV['ADMIN_PORT']}"
-        yield Faults(side, stack, login(url), url)
+        yield Faults(side, stack, login(url, USER, PASSWORD), url)
     except BaseException:
         if stack is not None:
             print(stack.logs())
@@ -272,7 +254,7 @@ def test_the_admin_sigkilled_between_its_commit_and_its_send_loses_no_run(faults
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_ok(url + "/admin/login/"), 60, "the second admin")
-        session = login(url)
+        session = login(url, USER, PASSWORD)
 
         def refresh_there() -> None:
             data = {"action": "refresh", "_selected_action": ids, "index": 0}

@@ -9,7 +9,6 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -93,16 +92,6 @@ def test_an_unversioned_or_stale_chart_url_is_revalidated(client, function):
         assert {d.strip() for d in response["Cache-Control"].split(",")} == {"private", "no-cache"}
         again = viewer.get(chart_url(function), query, headers={"if-none-match": response["ETag"]})
         assert again.status_code == 304
-
-
-@pytest.fixture
-def axes_clean():
-    from axes.models import AccessAttempt
-
-    cache.clear()
-    AccessAttempt.objects.all().delete()
-    yield
-    AccessAttempt.objects.all().delete()
 
 
 def login(client, username: str, password: str, **meta: str):

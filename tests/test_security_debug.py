@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import subprocess
-import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -20,7 +18,7 @@ from django.urls import reverse
 
 from functions import selectors
 from tests.settings import PORT
-from tests.stack import ROOT
+from tests.stack import Process, ProcessExited, wait_until
 
 ADMIN_PORT = PORT + 90  # this module's own admin process
 SECRET_KEY = "debug-page-marker-secret-key-" + "a1b2c3d4e5" * 3
@@ -50,27 +48,22 @@ def debug_admin():
         "ADMIN_WORKERS": "1",
         "ADMIN_THREADS": "2",
     }
-    process = subprocess.Popen(
-        [str(ROOT / "deploy" / "run"), "admin"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
+    process = Process("admin-debug-page", ["admin"], env)
+    if process.log_path.exists():
+        process.log_path.unlink()  # this run's log only: it is checked for secrets below
+    process.start()
     try:
-        while True:
-            try:
-                get("/admin/login/", "127.0.0.1")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the admin did not start: {process.stdout.read().decode()}") from None
-                time.sleep(0.2)
+
+        def started() -> bool:
+            if not process.running:
+                raise ProcessExited(f"the admin did not start:\n{process.tail()}")
+            return get("/admin/login/", "127.0.0.1")[0] > 0
+
+        wait_until(started, 60, "the admin")
         yield process
     finally:
-        os.killpg(process.pid, 15)
-        output = process.communicate(timeout=30)[0].decode(errors="replace")
+        process.stop()
+        output = process.log_path.read_text(errors="replace")
         assert SECRET_KEY not in output and DB_PASSWORD not in output  # nor in its log
 
 

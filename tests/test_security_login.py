@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
 
 LOGIN_URL = reverse("admin:login")
-
-
-@pytest.fixture
-def axes_clean():
-    from axes.models import AccessAttempt
-
-    cache.clear()
-    AccessAttempt.objects.all().delete()
-    yield
-    AccessAttempt.objects.all().delete()
 
 
 @pytest.mark.parametrize("length", [151, 256, 300, 5000])
