@@ -47,10 +47,10 @@ def _duration_html(value: float, unit: str) -> str:
 
 STAGE_LABELS = {
     selectors.UNSENT: _("waiting for the broker"),
-    "queued": _("queued"),
-    "points": _("generating points"),
-    "rendering": _("rendering"),
-    "persisting": _("saving"),
+    api.QUEUED: _("queued"),
+    api.POINTS: _("generating points"),
+    api.RENDERING: _("rendering"),
+    api.PERSISTING: _("saving"),
 }
 
 

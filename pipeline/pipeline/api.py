@@ -7,8 +7,8 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
   sends one chain per job (publisher confirms) and returns the runs the broker took,
   :class:`SendFailed` says which it took before it failed; :func:`queued_messages`
   counts the work waiting in the stage queues.
-- **The live view** (Redis, never needed to decide): :func:`show_queued`,
-  :func:`row_statuses`, the live stage names, :func:`note`.
+- **The live view** (Redis, never needed to decide): :func:`row_statuses`,
+  the live stage names, :func:`note`.
 - **The persist stage's frame** (the admin implements persist and the sweep, the
   pipeline routes and retries them): :data:`app`, :class:`StageTask`,
   :data:`PERSIST_TASK`, :data:`SWEEP_TASK`, :data:`SCHEDULE_TASK` (the schedule's tick, every
@@ -34,8 +34,7 @@ from pipeline.clients import ask_datagen_points, json_or_none, retry_after
 from pipeline.errors import TransientFailure
 from pipeline.jobs import Job, new_job, trace_entry, with_trace
 from pipeline.settings import EnvSettings, load, split_list
-from pipeline.status import LIVE_STAGE, PERSISTING, POINTS, QUEUED, RENDERING, RowStatus, note, row_statuses
-from pipeline.status import start_runs as show_queued
+from pipeline.status import PERSISTING, POINTS, QUEUED, RENDERING, note, row_statuses
 from pipeline.tasks import enter_stage, left_stage
 
 STATUS_TTL = settings.STATUS_TTL
@@ -49,7 +48,6 @@ def check_function(expression: str, interval: float, dt: float) -> dict[str, str
 
 
 __all__ = [
-    "LIVE_STAGE",
     "PERSISTING",
     "PERSIST_TASK",
     "POINTS",
@@ -61,7 +59,6 @@ __all__ = [
     "SWEEP_TASK",
     "EnvSettings",
     "Job",
-    "RowStatus",
     "SendFailed",
     "StageTask",
     "TransientFailure",
@@ -79,7 +76,6 @@ __all__ = [
     "readable_duration",
     "retry_after",
     "row_statuses",
-    "show_queued",
     "split_list",
     "start_refresh",
     "trace_entry",
