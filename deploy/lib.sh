@@ -47,6 +47,29 @@ ensure_exporter() {
   "$ROOT/exporter/install.sh"
 }
 
+# Prometheus and promtool: Debian's package, unpacked into var/prometheus (no service is
+# installed or started, nothing outside the repository changes); `make test` checks and
+# unit-tests the alert rules with promtool and scrapes a running stack with Prometheus.
+PROMETHEUS_DIR="$ROOT/var/prometheus"
+PROMETHEUS_BIN="$PROMETHEUS_DIR/usr/bin/prometheus"
+PROMTOOL_BIN="$PROMETHEUS_DIR/usr/bin/promtool"
+
+ensure_prometheus() {
+  [ -x "$PROMETHEUS_BIN" ] && [ -x "$PROMTOOL_BIN" ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "Prometheus: apt-get is needed to fetch Debian's prometheus package"
+  say "Prometheus and promtool (Debian's prometheus package, unpacked into var/prometheus)"
+  local tmp
+  tmp="$(mktemp -d "${TMPDIR:-/tmp}/fd-prometheus.XXXXXX")"
+  chmod 777 "$tmp"  # apt-get download writes as the _apt user where it can
+  (cd "$tmp" && { apt-get download -q prometheus >/dev/null 2>&1 \
+    || { is_root && apt-get update -q >/dev/null && apt-get download -q prometheus >/dev/null 2>&1; }; }) \
+    || die "apt-get download prometheus failed (is Debian's package index reachable?)"
+  mkdir -p "$PROMETHEUS_DIR"
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$PROMETHEUS_DIR"
+  rm -rf "$tmp"
+  "$PROMETHEUS_BIN" --version 2>&1 | head -1
+}
+
 ensure_admin_assets() { # the charting library of the admin's detail page, from the exporter's npm lock
   local src="$ROOT/exporter/node_modules/highcharts" dst="$ROOT/admin/vendor/highcharts" file
   mkdir -p "$dst"

@@ -26,6 +26,8 @@ import puppeteer from 'puppeteer';
 
 import main from './node_modules/highcharts-export-server/lib/index.js';
 
+import { measure, serveMetrics } from './metrics.mjs';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 // --- 3 and 4: every browser is launched through chromium.sh, every page intercepts
@@ -129,6 +131,7 @@ const refuse = (response, statusCode, errorCode, message) =>
 // and no stack traces in error bodies. Cheap: the body is not read here, so the
 // package's own "queue full" refusal still comes before any body is parsed.
 const gate = (request, response, next) => {
+  measure(request, response);
   const json = response.json.bind(response);
   response.json = (body) => {
     if (isObject(body)) {
@@ -202,6 +205,7 @@ const start = async () => {
   await main.initExport(options);
   await main.startServer(options.server);
   placeBodyCheck(main.server);
+  serveMetrics(options.server.host, process.env.EXPORTER_METRICS_PORT);
 };
 
 start().catch((error) => {

@@ -10,6 +10,7 @@
 #   EXPORTER_PORT              listen port                    (default 7801)
 #   EXPORTER_TMP_DIR           per-instance Chromium profile  (default ${TMPDIR:-/tmp}/hc-exporter-<port>)
 #   EXPORTER_LOG_LEVEL         0..5, 2 = errors+warnings      (default 2)
+#   EXPORTER_METRICS_PORT      Prometheus /metrics port       (default 0: off; deploy/run sets it from METRICS_PORT)
 #   PUPPETEER_EXECUTABLE_PATH  Chromium binary                (default /usr/lib/chromium/chromium)
 #   EXPORTER_CONFIG            the package's JSON config      (default config.json here)
 set -euo pipefail

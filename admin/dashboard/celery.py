@@ -12,9 +12,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 from celery import signals  # noqa: E402
 from django import db  # noqa: E402
 
-from pipeline.api import app  # noqa: E402
+from pipeline.api import add_scrape_collector, app  # noqa: E402
 
 app.autodiscover_tasks(["functions"])
+
+
+@signals.worker_init.connect
+def _backlog_metrics(**_: object) -> None:
+    """The persist worker's /metrics also answers with PostgreSQL's backlog (runs, schedules)."""
+    from functions.metrics import BacklogCollector
+
+    add_scrape_collector(BacklogCollector())
+
 
 # Tasks get Django's connection lifecycle of requests: a connection is reused
 # until CONN_MAX_AGE and dropped when it broke (close_old_connections before and

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from functions.models import Batch, Function, Run
@@ -152,3 +152,23 @@ def with_queued_since(rows: QuerySet[Function]) -> QuerySet[Function]:
     can say how long a scheduled refresh has been waiting (one indexed lookup per row)."""
     queued = Run.objects.filter(function=OuterRef("pk"), state=Run.State.QUEUED).values("queued_at")[:1]
     return rows.annotate(queued_since=Subquery(queued))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    queued: int  # runs queued (sent or not)
+    unsent: int  # of those, not yet confirmed by the broker
+    oldest_queued_at: datetime | None
+    schedules_due: int  # scheduled rows whose time has come and gone
+    oldest_due_at: datetime | None
+
+
+def backlog() -> Backlog:
+    """The work PostgreSQL holds that is not done yet (the metrics read it at each scrape)."""
+    runs = Run.objects.filter(state=Run.State.QUEUED).aggregate(
+        queued=Count("pk"), unsent=Count("pk", filter=Q(sent_at__isnull=True)), oldest=Min("queued_at")
+    )
+    due = Function.objects.filter(next_refresh_at__lte=timezone.now()).aggregate(
+        due=Count("pk"), oldest=Min("next_refresh_at")
+    )
+    return Backlog(runs["queued"], runs["unsent"], runs["oldest"], due["due"], due["oldest"])

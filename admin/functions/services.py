@@ -109,9 +109,10 @@ def queue_refresh(pks: Iterable[int], batch: bool = True) -> str | None:
         rows = list(Function.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
         if not rows:
             return None
-        Run.objects.filter(function_id__in=pks, state=Run.State.QUEUED).update(
+        superseded = Run.objects.filter(function_id__in=pks, state=Run.State.QUEUED).update(
             state=Run.State.SUPERSEDED, finished_at=Now()
         )
+        transaction.on_commit(lambda: api.run_finished("superseded", count=superseded))
         group = Batch.objects.create() if batch else None
         queued_at = _clock()  # after the locks: later than any run of these rows queued before
         # Two statements for any number of rows (Django's bulk_create and bulk_update cost
@@ -251,6 +252,7 @@ def fail_runs(run_ids: Iterable[str], reason: str) -> int:
         Function.objects.filter(pk__in=[row for _, row in failed], run_id__in=[pk for pk, _ in failed]).update(
             state=Function.State.FAILED, error=reason, processed_at=Now(), result_run=F("run_id"), trace={}
         )
+        transaction.on_commit(lambda: api.run_finished("failed", "lost", count=len(failed)))
     return len(failed)
 
 

@@ -16,6 +16,8 @@ from pipeline.api import (
     enter_stage,
     left_stage,
     note,
+    run_finished,
+    stage_ended,
     trace_entry,
     with_trace,
 )
@@ -41,16 +43,21 @@ def persist_chart(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
         # Any outcome is stored, an earlier stage's error too: persist always enters.
         job = enter_stage(self, "persist", job)  # type: ignore[arg-type]
         job = with_trace(job, "persist", trace_entry(self.request, time.time()))  # type: ignore[arg-type]
+        started = time.monotonic()
         try:
             stored = services.store_result(job)
         except (OperationalError, InterfaceError) as exc:
             cause = f'Stage "persist": PostgreSQL is unreachable ({exc})'.strip()
+            stage_ended("persist", "retried", "database_unreachable", time.monotonic() - started)
             if self.may_retry():
                 note(function_id, run, cause)
                 log.warning("run %s: %s, retrying", run, cause)
                 raise
             note(function_id, run, f"{cause}; gave up after {self.failing_for():.0f} s")
             raise PersistGaveUp(f"run {run}: {cause}; gave up after {self.failing_for():.0f} s") from exc
+        stage_ended("persist", "superseded" if job.get("superseded") else "done", "", time.monotonic() - started)
+        if stored:
+            run_finished("failed" if job.get("error") else "done", job.get("cause"))
     finally:
         left_stage(self)
     return {"function_id": function_id, "run_id": run, "stored": stored}

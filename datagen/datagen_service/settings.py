@@ -32,6 +32,8 @@ Variable                           Default                Meaning
 ``DATAGEN_ALLOWED_HOSTS``          ``*``                  comma-separated Django ALLOWED_HOSTS
 ``DATAGEN_LOG_LEVEL``              ``INFO``               level of the service's log (stderr)
 ``DATAGEN_TEST_DB``                ``test_datagen``       database that the test suite creates and drops
+``METRICS_PORT``                   ``0``                  Prometheus ``/metrics`` port of the service (0: off)
+``METRICS_HOST``                   ``127.0.0.1``          the address ``/metrics`` listens on
 =================================  =====================  ==============================================
 
 The table is checked against :class:`DatagenEnv` by ``tests/test_settings.py``.
@@ -89,6 +91,8 @@ class DatagenEnv(BaseSettings):
     )
     datagen_allowed_hosts: str = Field("*", description="comma-separated Django ALLOWED_HOSTS")
     datagen_log_level: str = Field("INFO", description="level of the service's log (stderr)")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port of the service (0: off)")
+    metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on")
     datagen_test_db: str = Field("test_datagen", description="database that the test suite creates and drops")
 
     @field_validator("*", mode="before")
@@ -125,6 +129,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: times every request (the gunicorn master serves /metrics: deploy/gunicorn.conf.py).
+    "series.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",

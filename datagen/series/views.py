@@ -6,6 +6,7 @@ Errors are answered by :func:`series.errors.exception_handler`.
 from __future__ import annotations
 
 import json
+import time
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -20,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import metrics
 from . import serializers as s
 from .queries import Series, decimates, generate_series_points
 from .slots import heavy_slot
@@ -92,9 +94,12 @@ class PointsView(APIView):
         serializer.is_valid(raise_exception=True)
         req: s.SeriesRequest = serializer.validated_data
         with heavy_slot(req.samples, decimates(req.samples, req.width)):
+            started = time.perf_counter()
             series = generate_series_points(
                 req.compiled, end=req.end, interval_days=req.interval, dt_hours=req.dt, width=req.width
             )
+            metrics.STATEMENT_SECONDS.labels(str(series.decimated).lower()).observe(time.perf_counter() - started)
+        metrics.SAMPLES.observe(series.samples)
         return points_response(req, series)
 
 

@@ -18,6 +18,9 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
   (the add and change forms), :func:`ask_datagen_points` (the interactive chart, CSV),
   :func:`json_or_none`, :func:`retry_after` (the seconds of a busy answer's
   ``Retry-After``), :class:`TransientFailure`.
+- **Metrics** (:mod:`pipeline.metrics`): :func:`stage_ended` and :func:`run_finished` (the
+  persist stage's and PostgreSQL's outcomes), :func:`add_scrape_collector` (figures read at
+  each scrape, e.g. from PostgreSQL).
 - **Numbers as the charts write them**: :func:`format_number`, :func:`readable_duration`.
 - **Settings**: :class:`EnvSettings` and :func:`load` (the one rule of every service's
   settings), :func:`split_list`, and :data:`STATUS_TTL` (how long the live view keeps
@@ -33,6 +36,7 @@ from pipeline.charts import format_number, readable_duration
 from pipeline.clients import ask_datagen_points, json_or_none, retry_after
 from pipeline.errors import TransientFailure
 from pipeline.jobs import Job, new_job, trace_entry, with_trace
+from pipeline.metrics import add_scrape_collector, run_finished, stage_ended
 from pipeline.settings import EnvSettings, load, split_list
 from pipeline.status import PERSISTING, POINTS, QUEUED, RENDERING, note, row_statuses
 from pipeline.tasks import enter_stage, left_stage
@@ -62,6 +66,7 @@ __all__ = [
     "SendFailed",
     "StageTask",
     "TransientFailure",
+    "add_scrape_collector",
     "app",
     "ask_datagen_points",
     "check_function",
@@ -76,7 +81,9 @@ __all__ = [
     "readable_duration",
     "retry_after",
     "row_statuses",
+    "run_finished",
     "split_list",
+    "stage_ended",
     "start_refresh",
     "trace_entry",
     "with_trace",

@@ -34,13 +34,17 @@ def _post(service: str, url: str, payload: dict[str, Any], target: str | None = 
         return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
     except requests.Timeout as exc:
         message = f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})"
-        raise TransientFailure(message, target=target) from exc
+        raise TransientFailure(message, target=target, cause="timeout") from exc
     except requests.ConnectionError as exc:
-        raise TransientFailure(f"{service} at {url} is unreachable ({exc})", target=target) from exc
+        raise TransientFailure(
+            f"{service} at {url} is unreachable ({exc})", target=target, cause="unreachable"
+        ) from exc
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError, ProtocolError) as exc:
         # The connection broke (or the body came garbled) while the answer was read:
         # the service or the network failed mid-answer, which a retry may not meet.
-        raise TransientFailure(f"{service} at {url} broke off its answer ({exc})", target=target) from exc
+        raise TransientFailure(
+            f"{service} at {url} broke off its answer ({exc})", target=target, cause="broken_answer"
+        ) from exc
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -78,14 +82,16 @@ def fetch_points(expression: str, interval: float, dt: float, width: int) -> dic
             f"{err.get('message', '?')} (field {err.get('field', '?')}, code {err.get('code', '?')})" for err in errors
         )
         codes = {err.get("code") for err in errors}
+        cause = str(errors[0].get("code") or f"http_{response.status_code}") if isinstance(errors[0], dict) else ""
     else:
         detail = response.text[:2000] or response.reason
         codes = set()
+        cause = f"http_{response.status_code}"
     message = f"datagen answered HTTP {response.status_code}: {detail}"
     if response.status_code >= 500 and not codes & DATAGEN_PERMANENT_CODES:
         # 503 busy (every heavy slot taken) comes with Retry-After: the retry waits that long.
-        raise TransientFailure(message, retry_after=retry_after(response))
-    raise StageFailure(message)
+        raise TransientFailure(message, retry_after=retry_after(response), cause=cause)
+    raise StageFailure(message, cause=cause)
 
 
 def render_png(url: str, options: dict[str, Any], width: int, height: int) -> bytes:
@@ -106,10 +112,10 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
     message = f"export server {url} answered HTTP {response.status_code}"
     message += f" {code}: {text}" if code else f": {text or response.reason}"
     if response.status_code == 200:
-        raise StageFailure(f"export server {url} answered 200 without a PNG image")
+        raise StageFailure(f"export server {url} answered 200 without a PNG image", cause="export_server")
     if response.status_code >= 500 or response.status_code == 429 or code in EXPORTER_TRANSIENT_CODES:
-        raise TransientFailure(message, retry_after=retry_after(response), target=url)
-    raise StageFailure(message)
+        raise TransientFailure(message, retry_after=retry_after(response), target=url, cause="export_server")
+    raise StageFailure(message, cause="export_server")
 
 
 def ask_datagen_points(payload: dict[str, Any], stream: bool = False) -> requests.Response:

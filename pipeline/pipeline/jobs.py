@@ -13,6 +13,7 @@ output added. It carries only what a later stage reads:
 | end           | points     | persist (processing date) |
 | png           | render     | persist                 |
 | error         | any stage  | later stages (skip), persist (stores it) |
+| cause         | a failed stage | persist (the metrics' cause class of a failed run) |
 | superseded    | any stage  | later stages (skip), persist (counts it) |
 | trace         | every stage| persist (stores it)     |
 """
@@ -51,6 +52,7 @@ class Job(TypedDict):
     end: NotRequired[float]
     png: NotRequired[str]
     error: NotRequired[str]
+    cause: NotRequired[str]
     superseded: NotRequired[bool]
 
 
@@ -99,3 +101,16 @@ def trace_entry(request: Any, started_at: float, seconds: float | None = None, *
 
 def with_trace(job: Job, stage: str, entry: TraceEntry) -> Job:
     return Job(**{**job, "trace": {**(job.get("trace") or {}), stage: entry}})  # type: ignore[typeddict-item]
+
+
+def ready_since(job: Job, stage: str) -> float | None:
+    """When ``stage``'s message of ``job`` could start (unix seconds): the run queued (points,
+    on its first send) or the previous stage ended; None when the trace does not say."""
+    if stage == "points":
+        return job["queued_at"] if job.get("send", 1) == 1 else None
+    previous = job.get("trace", {}).get("render" if stage == "persist" else "points")
+    if stage == "persist" and not previous:
+        previous = job.get("trace", {}).get("points")
+    if previous and "started" in previous and "seconds" in previous:
+        return previous["started"] + previous["seconds"]
+    return None

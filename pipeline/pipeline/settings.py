@@ -31,6 +31,8 @@ Celery int()s both and takes a backoff of 0 as none at all (every retry would wa
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps |
 | PIPELINE_SCHEDULE_EVERY       | 10                                   | seconds between two schedule ticks |
 | PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis |
+| METRICS_PORT                  | 0                                    | a worker's Prometheus /metrics port (0: off) |
+| METRICS_HOST                  | 127.0.0.1                            | the address /metrics listens on |
 
 The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
 """
@@ -114,6 +116,9 @@ class PipelineEnv(EnvSettings):
         86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch"
     )
 
+    metrics_port: int = Field(0, ge=0, le=65535, description="a worker's Prometheus /metrics port (0: off)")
+    metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on")
+
     @field_validator("pipeline_retry_backoff", "pipeline_retry_backoff_max", mode="before")
     @classmethod
     def _whole_seconds_celery_keeps(cls, value: Any, info: ValidationInfo) -> Any:
@@ -167,6 +172,8 @@ STATUS_TTL = ENV.pipeline_status_ttl
 FANOUT_OVER = ENV.pipeline_fanout_over
 SWEEP_EVERY = ENV.pipeline_sweep_every
 SCHEDULE_EVERY = ENV.pipeline_schedule_every
+METRICS_PORT = ENV.metrics_port
+METRICS_HOST = ENV.metrics_host
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.
 POINTS_QUEUE = "points"

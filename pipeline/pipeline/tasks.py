@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from billiard.process import current_process
 
-from pipeline import canvas, clients, jobs, settings, status
+from pipeline import canvas, clients, jobs, metrics, settings, status
 from pipeline.celery import PARKED_QUEUE, POINTS_TASK, RENDER_TASK, SEND_TASK, StageTask, app
 from pipeline.charts import chart_options, plot_width
 from pipeline.errors import StageFailure, TransientFailure
@@ -77,7 +77,8 @@ def enter_stage(task: StageTask, stage: str, job: Job) -> Job:
     """
     if job.get("version") != jobs.VERSION:  # sent by another release: fail the row, readably
         version = f"job version {job.get('version')!r} is not {jobs.VERSION}"
-        return jobs.Job(**{**job, "error": job.get("error") or f'Stage "{stage}" failed: {version}'})  # type: ignore[typeddict-item]
+        error = job.get("error") or f'Stage "{stage}" failed: {version}'
+        return jobs.Job(**{**job, "error": error, "cause": job.get("cause") or "version"})  # type: ignore[typeddict-item]
     run = job["run_id"]
     began = status.begin(job["function_id"], run, job["queued_at"], status.LIVE_STAGE[stage], delivery_key(task))
     if began.superseded:
@@ -85,7 +86,9 @@ def enter_stage(task: StageTask, stage: str, job: Job) -> Job:
         return jobs.Job(**{**job, "superseded": True})  # type: ignore[typeddict-item]
     if began.deaths >= settings.MAX_DELIVERIES and not job.get("error"):
         reason = park(task, stage, job, began.deaths)
-        return jobs.Job(**{**job, "error": f'Stage "{stage}" failed: {reason}'})  # type: ignore[typeddict-item]
+        metrics.stage_ended(stage, "parked", "parked")
+        return jobs.Job(**{**job, "error": f'Stage "{stage}" failed: {reason}', "cause": "parked"})  # type: ignore[typeddict-item]
+    metrics.stage_started(stage, job, task.request, time.time())
     return job
 
 
@@ -109,6 +112,7 @@ def _run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]
     started = time.monotonic()
     entered = enter_stage(task, stage, job)
     if entered.get("superseded"):
+        metrics.stage_ended(stage, "superseded")
         return entered
     if entered.get("error"):  # another version, or parked
         log.warning("run %s: %s", job.get("run_id"), entered["error"])
@@ -122,18 +126,24 @@ def _run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]
         if task.may_retry():
             status.note(job["function_id"], run, f'Stage "{stage}": {exc}')
             log.warning("run %s: %s failed, retrying: %s", run, stage, exc)
+            metrics.stage_ended(stage, "retried", exc.cause, time.monotonic() - started)
             raise  # StageTask.autoretry_for: Celery retries it with backoff and jitter
         result = dict(
-            job, error=f"{exc} (gave up after {task.request.retries + 1} attempts in {task.failing_for():.0f} s)"
+            job,
+            error=f"{exc} (gave up after {task.request.retries + 1} attempts in {task.failing_for():.0f} s)",
+            cause=exc.cause,
         )
     except StageFailure as exc:
-        result = dict(job, error=str(exc))
+        result = dict(job, error=str(exc), cause=exc.cause)
     except Exception as exc:  # a bug must still end as readable text, not a stuck row
         log.exception("run %s: stage %s failed unexpectedly", run, stage)
-        result = dict(job, error=f"{type(exc).__name__}: {exc}")
+        result = dict(job, error=f"{type(exc).__name__}: {exc}", cause="bug")
     if result.get("error"):
         result["error"] = f'Stage "{stage}" failed: {result["error"]}'
         log.warning("run %s: %s", run, result["error"])
+        metrics.stage_ended(stage, "failed", result.get("cause"), time.monotonic() - started)
+    else:
+        metrics.stage_ended(stage, "done", "", time.monotonic() - started)
     entry = jobs.trace_entry(task.request, started_at, time.monotonic() - started, **extra)
     return jobs.with_trace(result, stage, entry)  # type: ignore[arg-type]
 
@@ -198,7 +208,10 @@ def _render(job: Job) -> Job:
     options = chart_options(job["expression"], job["points"], job["dt"], job["interval"])
     request = render_chart.request
     failed = render_chart.failed_targets()
-    with exporter_lease(request.hostname or "", request.retries, failed) as url:
+    with (
+        exporter_lease(request.hostname or "", request.retries, failed) as url,
+        metrics.EXPORTS_IN_FLIGHT.labels(url).track_inprogress(),
+    ):
         png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
     result: dict[str, Any] = {key: value for key, value in job.items() if key != "points"}
     # What the image shows, as it was drawn (tests and people check a chart against its row with it).
