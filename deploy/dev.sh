@@ -24,13 +24,25 @@ ensure_database "${POSTGRES_DB:-function_dashboard}"
 say "Migrating and creating the development superuser"
 deploy/run bootstrap
 
-# deploy/Procfile with one exporter line per instance.
+# deploy/Procfile with one exporter line per instance (each with its own metrics port).
 procfile="$(mktemp "${TMPDIR:-/tmp}/function-dashboard-Procfile.XXXXXX")"
 trap 'rm -f "$procfile"' EXIT
 grep -v '^exporter[0-9]*:' deploy/Procfile >"$procfile"
 for ((i = 1; i <= EXPORTER_INSTANCES; i++)); do
-  echo "exporter$i: EXPORTER_PORT=$((7800 + i)) deploy/run exporter" >>"$procfile"
+  echo "exporter$i: EXPORTER_PORT=$((7800 + i)) METRICS_PORT=$((9190 + i)) deploy/run exporter" >>"$procfile"
 done
+
+# OPS=1: Prometheus too (Debian's package, unpacked into var/prometheus), scraping every
+# process's METRICS_PORT (deploy/Procfile) and RabbitMQ's own plugin, with the alert rules.
+ops=""
+if [[ "${OPS:-0}" == 1 ]]; then
+  ensure_prometheus
+  write_dev_prometheus_config "$EXPORTER_INSTANCES" "$ROOT/var/prometheus/dev.yml"
+  echo "prometheus: $PROMETHEUS_BIN --config.file=$ROOT/var/prometheus/dev.yml --storage.tsdb.path=$ROOT/var/prometheus/data --web.listen-address=127.0.0.1:${PROMETHEUS_PORT:-9090} --log.level=warn" >>"$procfile"
+  ops="    Prometheus http://127.0.0.1:${PROMETHEUS_PORT:-9090}/   (targets: /targets, alerts: /alerts)"
+  port_open 127.0.0.1 15692 || ops="$ops
+    RabbitMQ's queue depths need its plugin: rabbitmq-plugins enable rabbitmq_prometheus"
+fi
 
 # The banner names the development account's password (admin/admin, debug only); a password
 # you set yourself (DJANGO_SUPERUSER_PASSWORD) is never printed.
@@ -46,6 +58,7 @@ cat <<MSG
     admin   http://127.0.0.1:${ADMIN_PORT:-8000}/admin/   ($login)
     Flower  http://127.0.0.1:${FLOWER_PORT:-5555}/   (user:password in var/flower-auth, or your FLOWER_BASIC_AUTH; not printed)
     ${EXPORTER_INSTANCES} export servers (:7801...), ${RENDER_CONCURRENCY} render processes (${SIZING_CORES} cores, ${SIZING_AVAILABLE_MB} MB available)
+${ops}
   Ctrl-C stops everything.
 
 MSG

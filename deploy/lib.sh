@@ -70,6 +70,28 @@ ensure_prometheus() {
   "$PROMETHEUS_BIN" --version 2>&1 | head -1
 }
 
+write_dev_prometheus_config() { # exporter-count file: make dev's scrape targets (deploy/Procfile's METRICS_PORTs)
+  local i exporters=""
+  for ((i = 1; i <= $1; i++)); do exporters="$exporters${exporters:+, }'127.0.0.1:$((9190 + i))'"; done
+  mkdir -p "$(dirname "$2")"
+  cat >"$2" <<YAML
+# Written by deploy/dev.sh (make dev OPS=1); the compose stack's is deploy/prometheus/compose.yml.
+global: {scrape_interval: 5s, evaluation_interval: 5s}
+rule_files: ['$ROOT/deploy/prometheus/alerts.yml']
+scrape_configs:
+  - {job_name: admin, static_configs: [{targets: ['127.0.0.1:9181']}]}
+  - {job_name: datagen, static_configs: [{targets: ['127.0.0.1:9182']}]}
+  - {job_name: worker-points, static_configs: [{targets: ['127.0.0.1:9183']}]}
+  - {job_name: worker-render, static_configs: [{targets: ['127.0.0.1:9184']}]}
+  - {job_name: worker-persist, static_configs: [{targets: ['127.0.0.1:9185']}]}
+  - {job_name: exporter, static_configs: [{targets: [$exporters]}]}
+  - job_name: rabbitmq
+    metrics_path: /metrics/detailed
+    params: {family: [queue_coarse_metrics]}
+    static_configs: [{targets: ['127.0.0.1:15692']}]
+YAML
+}
+
 ensure_admin_assets() { # the charting library of the admin's detail page, from the exporter's npm lock
   local src="$ROOT/exporter/node_modules/highcharts" dst="$ROOT/admin/vendor/highcharts" file
   mkdir -p "$dst"

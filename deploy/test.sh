@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_prerequisites
+ensure_prometheus
 say "Compose Specification schema (deploy/compose/)"
 deploy/compose/install.sh
 

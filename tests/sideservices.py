@@ -42,10 +42,12 @@ def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60
 
 
 class SideServices:
-    """One PostgreSQL, one Redis and one RabbitMQ node of our own, from ``base_port``."""
+    """One PostgreSQL, one Redis and one RabbitMQ node of our own, from ``base_port``
+    (with ``rabbitmq_metrics_port``: the node's rabbitmq_prometheus plugin serves there)."""
 
-    def __init__(self, base_port: int) -> None:
+    def __init__(self, base_port: int, rabbitmq_metrics_port: int | None = None) -> None:
         self.pg_port, self.redis_port, self.amqp_port, self.dist_port = (base_port + i for i in range(4))
+        self.rabbitmq_metrics_port = rabbitmq_metrics_port
         self.dir = Path(tempfile.mkdtemp(prefix=f"fd-faults-{base_port}-"))
         self.dir.chmod(0o755)
         self.node = f"fdfaults{base_port}@localhost"
@@ -95,8 +97,13 @@ class SideServices:
     def _rabbit_env(self) -> dict[str, str]:
         base = self.dir / "rabbitmq"
         base.mkdir(exist_ok=True)
-        (base / "rabbitmq.conf").write_text("")
-        (base / "enabled_plugins").write_text("[].\n")
+        if self.rabbitmq_metrics_port:
+            port = self.rabbitmq_metrics_port
+            (base / "rabbitmq.conf").write_text(f"prometheus.tcp.port = {port}\nprometheus.tcp.ip = 127.0.0.1\n")
+            (base / "enabled_plugins").write_text("[rabbitmq_prometheus].\n")
+        else:
+            (base / "rabbitmq.conf").write_text("")
+            (base / "enabled_plugins").write_text("[].\n")
         (base / "rabbitmq-env.conf").write_text("")
         return {
             **os.environ,
