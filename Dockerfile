@@ -123,6 +123,8 @@ COPY datagen/manage.py datagen/manage.py
 COPY datagen/datagen_service datagen/datagen_service
 COPY datagen/series datagen/series
 COPY deploy/run deploy/run
+# gunicorn's hooks: the master serves /metrics on METRICS_PORT (README, Operating it).
+COPY deploy/gunicorn.conf.py deploy/gunicorn.conf.py
 ENV DJANGO_SETTINGS_MODULE=datagen_service.settings \
     DATAGEN_PORT=8001 \
     DATAGEN_WORKERS=2
@@ -144,6 +146,7 @@ COPY admin admin
 # STATICFILES_DIRS names it (`check --deploy` warns about a missing directory).
 COPY --from=admin-static /app/admin/vendor/highcharts admin/vendor/highcharts
 COPY deploy/run deploy/run
+COPY deploy/gunicorn.conf.py deploy/gunicorn.conf.py
 ENV DJANGO_STATIC_ROOT=/app/var/static
 USER app
 EXPOSE 8000

@@ -21,6 +21,7 @@ The same file on a real engine: `make compose-test` (tests/compose/run.sh).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 import shlex
@@ -45,9 +46,9 @@ PYTHON_DOCKERFILE = ROOT / "Dockerfile"
 HEALTHCHECK = ROOT / "deploy" / "compose" / "healthcheck"
 COMPOSE_TEST_OVERRIDE = ROOT / "tests" / "compose" / "compose.test.yml"
 
-PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq-ui": {15672}}
+PUBLISHED = {"admin": {8000}, "flower": {5555}, "rabbitmq-ui": {15672}, "prometheus": {9090}}
 # Published only when asked for: `docker compose --profile ops up`.
-OPS_PROFILE = {"flower", "rabbitmq-ui"}
+OPS_PROFILE = {"flower", "rabbitmq-ui", "prometheus"}
 # No default: `up` stops and names the one that is missing (deploy/compose/new-env generates them).
 SECRETS = {
     "DJANGO_SECRET_KEY",
@@ -77,6 +78,7 @@ EXPECTED_SERVICES = {
     "worker-persist",
     "flower",
     "rabbitmq-ui",
+    "prometheus",
 }
 # Services whose command is not a deploy/run process (a forwarder of the `ops` profile).
 NOT_DEPLOY_RUN = {"rabbitmq-ui"}
@@ -344,7 +346,9 @@ def test_the_export_servers_are_reachable_only_from_the_render_workers(
     assert compose["networks"]["render"] == {"internal": True}, "the export servers' network has a way out"
     assert services["exporter"]["networks"] == ["render"]
     on_render = {name for name, service in services.items() if "render" in (service.get("networks") or [])}
-    assert on_render == {"exporter", "worker-render"}
+    # Prometheus (the `ops` profile only) joins to scrape their metrics port.
+    assert on_render == {"exporter", "worker-render", "prometheus"}
+    assert services["prometheus"]["profiles"] == ["ops"]
     assert services["worker-render"]["networks"] == ["default", "render"]
 
 
@@ -896,6 +900,14 @@ def test_stand_ins_exist_for_every_pinned_base_image(services: dict[str, dict[st
         assert re.search(rf'^  "{re.escape(image)} \S+\.Dockerfile"$', build_script, re.MULTILINE), image
 
 
+def fingerprint(name: str) -> str:
+    """build.sh's fingerprint of a stand-in recipe: its Dockerfile and the entrypoint beside it."""
+    here = ROOT / "tests" / "compose" / "standins"
+    entrypoint = here / f"{name}-entrypoint.sh"
+    text = (here / f"{name}.Dockerfile").read_bytes() + (entrypoint.read_bytes() if entrypoint.exists() else b"")
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 # A docker client for build.sh without an engine: images are files in $FAKE/have (content: the
 # dashboard.standin label); tags listed in $FAKE/pullable pull, those in $FAKE/hang never answer.
@@ -903,7 +915,14 @@ tag="${*: -1}" file="$FAKE/have/${tag//[:\/]/_}"
 case "$1" in
   image)
     [ -e "$file" ] || exit 1
-    [ "$3" = -f ] && cat "$file"
+    case "$4" in  # line 1: the dashboard.standin label, line 2: dashboard.standin.recipe
+      *standin.recipe*) sed -n 2p "$file" ;;
+      *) [ "$3" = -f ] && sed -n 1p "$file" ;;
+    esac
+    exit 0 ;;
+  rmi)
+    echo "rmi $tag" >>"$FAKE/calls"
+    rm "$file"
     exit 0 ;;
   pull)
     echo "pull $tag" >>"$FAKE/calls"
@@ -914,7 +933,7 @@ case "$1" in
   build)
     while [ "$1" != -t ]; do shift; done
     echo "build $2" >>"$FAKE/calls"
-    echo "$2" >"$FAKE/have/${2//[:\/]/_}"
+    printf '%s\n%s\n' "$2" "${4#dashboard.standin.recipe=}" >"$FAKE/have/${2//[:\/]/_}"
     exit 0 ;;
 esac
 exit 2
@@ -930,7 +949,9 @@ def test_stand_ins_are_built_only_for_base_images_that_cannot_be_pulled(tmp_path
     docker.write_text(FAKE_DOCKER)
     docker.chmod(0o755)
     (fake / "have" / "debian_12.11-slim").write_text("")  # present, the official image
-    (fake / "have" / "postgres_17.6-alpine").write_text("postgres:17.6-alpine")  # a stand-in built before
+    # A stand-in built before from today's recipe (kept), and one from an older recipe (built again).
+    (fake / "have" / "postgres_17.6-alpine").write_text(f"postgres:17.6-alpine\n{fingerprint('postgres')}\n")
+    (fake / "have" / "redis_7.4.5-alpine").write_text("redis:7.4.5-alpine\n0123456789abcdef\n")
     (fake / "pullable").write_text("python:3.11.14-slim-bookworm\n")
     (fake / "hang").write_text("rabbitmq:4.1.4-management-alpine\n")
     report = tmp_path / "report.txt"
@@ -951,15 +972,22 @@ def test_stand_ins_are_built_only_for_base_images_that_cannot_be_pulled(tmp_path
         "postgres:17.6-alpine:": f"already present: a STAND-IN (built earlier from {recipes}postgres.Dockerfile)",
         "redis:7.4.5-alpine:": f"STAND-IN built ({recipes}redis.Dockerfile; the pull failed)",
         "rabbitmq:4.1.4-management-alpine:": f"STAND-IN built ({recipes}rabbitmq.Dockerfile; the pull failed)",
+        "prom/prometheus:v2.42.0:": f"STAND-IN built ({recipes}prometheus.Dockerfile; the pull failed)",
     }
+    assert "the stand-in redis:7.4.5-alpine was built from another recipe" in result.stdout
     assert all(line in result.stdout for line in report.read_text().splitlines()), "not in the run's output"
     assert (fake / "calls").read_text().splitlines() == [
         "pull python:3.11.14-slim-bookworm",
+        "rmi redis:7.4.5-alpine",
         "pull redis:7.4.5-alpine",
         "build redis:7.4.5-alpine",
         "pull rabbitmq:4.1.4-management-alpine",
         "build rabbitmq:4.1.4-management-alpine",
+        "pull prom/prometheus:v2.42.0",
+        "build prom/prometheus:v2.42.0",
     ]
+    # What a rebuilt stand-in records: its recipe's fingerprint (the next run keeps it).
+    assert (fake / "have" / "redis_7.4.5-alpine").read_text().splitlines()[1] == fingerprint("redis")
 
 
 # ----------------------------------------------------------------------------- secrets

@@ -32,6 +32,10 @@ REPORT="${STANDIN_REPORT:-/dev/null}"
 say() { printf '==> %s\n' "$*"; }
 have() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 standin_of() { "$DOCKER" image inspect -f '{{index .Config.Labels "dashboard.standin"}}' "$1" 2>/dev/null; }
+recipe_of() { "$DOCKER" image inspect -f '{{index .Config.Labels "dashboard.standin.recipe"}}' "$1" 2>/dev/null; }
+# A recipe's fingerprint: the Dockerfile and the entrypoint beside it. A stand-in built
+# from an older recipe is built again (an official image is never touched).
+fingerprint() { cat "$HERE/$1" "$HERE/${1%.Dockerfile}-entrypoint.sh" 2>/dev/null | sha256sum | cut -c 1-16; }
 # One line per image: "<tag>: <how>", here and in the report.
 report() { printf 'base image %-34s %s\n' "$1:" "$2" | tee -a "$REPORT"; }
 
@@ -42,6 +46,7 @@ STANDINS=(
   "postgres:17.6-alpine postgres.Dockerfile"
   "redis:7.4.5-alpine redis.Dockerfile"
   "rabbitmq:4.1.4-management-alpine rabbitmq.Dockerfile"
+  "prom/prometheus:v2.42.0 prometheus.Dockerfile"
 )
 
 minbase() { # Debian's minimal root file system as an image: the debian stand-in's base
@@ -69,6 +74,10 @@ build_context() {
 mkdir -p "$CACHE"
 for entry in "${STANDINS[@]}"; do
   tag="${entry%% *}" recipe="${entry##* }"
+  if have "$tag" && [ -n "$(standin_of "$tag")" ] && [ "$(recipe_of "$tag")" != "$(fingerprint "$recipe")" ]; then
+    say "the stand-in $tag was built from another recipe: building it again"
+    "$DOCKER" rmi "$tag" >/dev/null
+  fi
   if have "$tag"; then
     if [ -n "$(standin_of "$tag")" ]; then
       report "$tag" "already present: a STAND-IN (built earlier from tests/compose/standins/$recipe)"
@@ -86,7 +95,8 @@ for entry in "${STANDINS[@]}"; do
   [ "$recipe" = debian.Dockerfile ] && minbase
   build_context
   say "building the stand-in for $tag ($recipe)"
-  "$DOCKER" build --network host -t "$tag" -f "$context/$recipe" "$context" >"$CACHE/build-$recipe.log" 2>&1 \
+  "$DOCKER" build --network host -t "$tag" --label "dashboard.standin.recipe=$(fingerprint "$recipe")" \
+    -f "$context/$recipe" "$context" >"$CACHE/build-$recipe.log" 2>&1 \
     || { tail -30 "$CACHE/build-$recipe.log" >&2; echo "stand-in $tag: build failed ($CACHE/build-$recipe.log)" >&2; exit 1; }
   report "$tag" "STAND-IN built (tests/compose/standins/$recipe; the pull failed)"
 done
