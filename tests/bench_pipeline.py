@@ -20,15 +20,23 @@ test ports of TEST_SLOT 9, against a database of its own, then prints:
 6. (--sweep, on by default) the same bulk refresh against 1, 2, 3 and 4 export
    servers, each with the render concurrency `make dev` picks for it: the
    export servers' own rate, the pipeline's, and their ratio.
+
+    python -m tests.bench_pipeline --metrics-cost 200  # only: CPU per chart with and without metrics
+
+7. (--metrics-cost N) the bulk refresh of N rows with the metrics off and on
+   (every process's METRICS_PORT, each endpoint scraped every second), in
+   alternating rounds: the whole stack's CPU seconds per chart and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -403,6 +411,7 @@ def main() -> int:
     parser.add_argument("--big-adds", type=int, default=5, help="adds of the 10-year, 1-minute series")
     parser.add_argument("--sweep", default="1,2,3,4", help="export server counts to sweep ('' for none)")
     parser.add_argument("--sweep-only", action="store_true", help="only the sweep")
+    parser.add_argument("--metrics-cost", type=int, default=0, help="only: this many rows, metrics off and on")
     args = parser.parse_args()
 
     create_database()
@@ -413,6 +422,8 @@ def main() -> int:
     if args.sweep_only:
         sweep(env, [int(n) for n in args.sweep.split(",") if n.strip()], args.rows)
         return 0
+    if args.metrics_cost:
+        return metrics_cost(env, args.metrics_cost)
     if args.adds_down:
         env["DJANGO_DEBUG"] = "true"  # the admin serves its static files itself
     stack = Stack(env, extra=("admin",) if args.adds_down else ())
@@ -664,6 +675,62 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
     print("  cores, while the export servers run alone (last run) and during the pipeline's refresh;")
     print("  ceiling: the ratio the pipeline can reach once the CPU is full (export servers' CPU per chart")
     print("  over that plus the other stages'); idle, in flight: mean over the export servers, as above.")
+
+
+# ---------------------------------------------------------------- the metrics' cost (issue 21)
+
+
+def _scrape_every_second(urls: list[str], stop: threading.Event) -> None:
+    import requests
+
+    while not stop.wait(1.0):
+        for url in urls:
+            with contextlib.suppress(requests.RequestException):
+                requests.get(url, timeout=5)
+
+
+def metrics_cost(base_env: dict[str, str], rows_count: int, rounds: int = 2) -> int:
+    """CPU seconds per chart of the whole stack in a bulk refresh, metrics off and on, alternating."""
+    print(f"metrics' cost: bulk refresh of {rows_count} rows, {rounds} rounds each way, {os.cpu_count()} cores")
+    print(f"  {'metrics':>7} {'charts/s':>9} {'CPU s/chart':>11}   by role (s/chart)")
+    totals: dict[bool, list[float]] = {False: [], True: []}
+    failed_total = 0
+    for on in [False, True] * rounds:
+        env = dict(base_env)
+        Function.objects.all().delete()
+        redis.Redis.from_url(settings.RESULT_BACKEND).flushdb()
+        app.control.purge()
+        stack = Stack(env)
+        urls = []
+        if on:
+            for offset, process in enumerate(stack.processes):
+                port = PORT_BASE + 30 + offset
+                process.env = {**process.env, "METRICS_PORT": str(port)}
+                urls.append(f"http://127.0.0.1:{port}/metrics")
+        stop = threading.Event()
+        scraper = threading.Thread(target=_scrape_every_second, args=(urls, stop), daemon=True)
+        try:
+            stack.start()
+            rows = Function.objects.bulk_create(
+                Function(expression=EXPRESSIONS[i % len(EXPRESSIONS)], dt=1, interval=1 + i % 7)
+                for i in range(rows_count)
+            )
+            pipeline_refresh(rows[:8])  # warm up every process and page
+            scraper.start()
+            cpu = Meter(stack)
+            through, failed = cpu.measure(lambda: pipeline_refresh(rows))  # noqa: B023
+            failed_total += failed
+            per_chart = cpu.per_chart(len(rows))
+            total = sum(per_chart.values())
+            totals[on].append(total)
+            roles = ", ".join(f"{role} {v:.4f}" for role, v in sorted(per_chart.items(), key=lambda i: -i[1])[:5])
+            print(f"  {'on' if on else 'off':>7} {through:9.2f} {total:11.4f}   {roles}", flush=True)
+        finally:
+            stop.set()
+            stack.stop()
+    off, on_ = statistics.median(totals[False]), statistics.median(totals[True])
+    print(f"  median CPU per chart: off {off:.4f} s, on {on_:.4f} s; on / off = {on_ / off:.3f}   (target < 1.05)")
+    return 0 if failed_total == 0 else 1
 
 
 if __name__ == "__main__":

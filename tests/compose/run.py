@@ -374,13 +374,13 @@ def in_container(service: str, *command: str) -> subprocess.CompletedProcess[str
 def closed_doors(ports: dict[str, int]) -> None:
     """What the stack does not expose: checked on the running containers."""
     running = {service_of(c) for c in containers()}
-    check(not running & {"flower", "rabbitmq-ui"}, f"ops services run without the profile: {running}")
-    for name in ("FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT"):
+    check(not running & {"flower", "rabbitmq-ui", "prometheus"}, f"ops services run without the profile: {running}")
+    for name in ("FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT", "PROMETHEUS_HOST_PORT"):
         check(port_closed(ports[name]), f"{name} {ports[name]} is open without the ops profile")
     published = {c["Name"]: c["NetworkSettings"]["Ports"] for c in containers()}
     exposed = {name for name, p in published.items() if any(v for v in (p or {}).values())}
     check(all("admin" in name for name in exposed), f"published besides the admin: {exposed}")
-    passed("without the ops profile: no Flower, no RabbitMQ UI, only the admin is published")
+    passed("without the ops profile: no Flower, no RabbitMQ UI, no Prometheus, only the admin is published")
 
     noauth = in_container("redis", "sh", "-c", "env -u REDISCLI_AUTH redis-cli ping")
     check("NOAUTH" in noauth.stdout + noauth.stderr, f"Redis answered without a password: {noauth.stdout!r}")
@@ -486,6 +486,37 @@ def secrets_in_logs() -> dict[str, list[str]]:
     return found
 
 
+def prometheus_scrapes_the_stack(ports: dict[str, int]) -> None:
+    """The ops profile's Prometheus finds every service by Docker's DNS and scrapes it, RabbitMQ's
+    plugin included, and holds the runs the story finished (README, Operating it)."""
+    api = f"http://127.0.0.1:{ports['PROMETHEUS_HOST_PORT']}/api/v1/query"
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        answer = requests.get(api, params={"query": expr}, timeout=10).json()
+        return answer["data"]["result"] if answer.get("status") == "success" else []
+
+    jobs = {"admin", "datagen", "worker-points", "worker-render", "worker-persist", "exporter", "rabbitmq"}
+    started = time.monotonic()
+
+    def every_job_up() -> bool:
+        up = query("up")
+        return {r["metric"]["job"] for r in up if r["value"][1] == "1"} == jobs and all(
+            r["value"][1] == "1" for r in up
+        )
+
+    wait_until("Prometheus to scrape every service", every_job_up, 90)
+    timed("--profile ops: Prometheus scrapes every service", time.monotonic() - started)
+    finished = query("sum(pipeline_runs_finished_total)")
+    check(finished and float(finished[0]["value"][1]) >= 2, f"runs finished in the scrape: {finished}")
+    queues = {r["metric"].get("queue") for r in query("rabbitmq_detailed_queue_messages_ready")}
+    check({"points", "render", "persist"} <= queues, f"RabbitMQ's plugin shows the queues {queues}")
+    exporters = len(query('up{job="exporter"}'))
+    passed(
+        f"ops profile: Prometheus scrapes {len(query('up'))} targets ({exporters} export servers), all up; "
+        f"{float(finished[0]['value'][1]):g} runs finished; RabbitMQ's queue depths of {sorted(queues)}"
+    )
+
+
 def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     admin = Admin(f"http://127.0.0.1:{ports['ADMIN_HOST_PORT']}")
     admin.login("admin", password)
@@ -552,7 +583,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
 
     # The ops profile: Flower and RabbitMQ's UI, each behind its password.
     PROFILES[:] = ["--profile", "ops"]
-    choose_ports(ports, ["FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT"])
+    choose_ports(ports, ["FLOWER_HOST_PORT", "RABBITMQ_UI_HOST_PORT", "PROMETHEUS_HOST_PORT"])
     started = time.monotonic()
     compose("up", "-d", "--no-recreate", timeout=300)
     wait_healthy(180)
@@ -571,6 +602,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     good = requests.get(rabbit, auth=("dashboard", ENV["RABBITMQ_PASSWORD"]), timeout=10)
     check(good.status_code == 200, f"RabbitMQ's UI refused its password: {good.status_code}")
     passed("ops profile: Flower 401 without/with admin:admin, 200 with FLOWER_BASIC_AUTH; RabbitMQ UI likewise")
+    prometheus_scrapes_the_stack(ports)
 
     # Scale (away from EXPORTER_REPLICAS: --scale wins), then a batch: spread over render
     # workers and export servers.
@@ -894,7 +926,7 @@ def base_images_report() -> list[str]:
 
 
 def main() -> int:
-    ports = {"ADMIN_HOST_PORT": 0, "FLOWER_HOST_PORT": 0, "RABBITMQ_UI_HOST_PORT": 0}
+    ports = {"ADMIN_HOST_PORT": 0, "FLOWER_HOST_PORT": 0, "RABBITMQ_UI_HOST_PORT": 0, "PROMETHEUS_HOST_PORT": 0}
     choose_ports(ports, list(ports))
     password = secrets.token_hex(12)
     flower_auth = f"flower:{secrets.token_hex(12)}"

@@ -73,31 +73,33 @@ build_context() {
 
 mkdir -p "$CACHE"
 for entry in "${STANDINS[@]}"; do
-  tag="${entry%% *}" recipe="${entry##* }"
+  tag="${entry%% *}" recipe="${entry##* }" how="the pull failed"
   if have "$tag" && [ -n "$(standin_of "$tag")" ] && [ "$(recipe_of "$tag")" != "$(fingerprint "$recipe")" ]; then
+    # Built again under the same tag (Docker's build cache keeps it quick); the old image
+    # stays, untagged, for whatever still uses it. A stand-in stays a stand-in: no pull.
     say "the stand-in $tag was built from another recipe: building it again"
-    "$DOCKER" rmi "$tag" >/dev/null
-  fi
-  if have "$tag"; then
+    how="its recipe changed"
+  elif have "$tag"; then
     if [ -n "$(standin_of "$tag")" ]; then
       report "$tag" "already present: a STAND-IN (built earlier from tests/compose/standins/$recipe)"
     else
       report "$tag" "already present (not a stand-in)"
     fi
     continue
+  else
+    say "docker pull $tag (at most $PULL_TIMEOUT s)"
+    if timeout "$PULL_TIMEOUT" "$DOCKER" pull -q "$tag" >"$CACHE/pull-$recipe.log" 2>&1; then
+      report "$tag" "pulled (the official image)"
+      continue
+    fi
+    say "could not pull $tag: $(tail -n 1 "$CACHE/pull-$recipe.log" | cut -c 1-200)"
   fi
-  say "docker pull $tag (at most $PULL_TIMEOUT s)"
-  if timeout "$PULL_TIMEOUT" "$DOCKER" pull -q "$tag" >"$CACHE/pull-$recipe.log" 2>&1; then
-    report "$tag" "pulled (the official image)"
-    continue
-  fi
-  say "could not pull $tag: $(tail -n 1 "$CACHE/pull-$recipe.log" | cut -c 1-200)"
   [ "$recipe" = debian.Dockerfile ] && minbase
   build_context
   say "building the stand-in for $tag ($recipe)"
   "$DOCKER" build --network host -t "$tag" --label "dashboard.standin.recipe=$(fingerprint "$recipe")" \
     -f "$context/$recipe" "$context" >"$CACHE/build-$recipe.log" 2>&1 \
     || { tail -30 "$CACHE/build-$recipe.log" >&2; echo "stand-in $tag: build failed ($CACHE/build-$recipe.log)" >&2; exit 1; }
-  report "$tag" "STAND-IN built (tests/compose/standins/$recipe; the pull failed)"
+  report "$tag" "STAND-IN built (tests/compose/standins/$recipe; $how)"
 done
 say "base images ready"
