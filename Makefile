@@ -2,7 +2,7 @@
 .PHONY: dev test lint bench help compose-test
 
 help:
-	@echo "make dev    install what is missing and run the whole stack (Ctrl-C stops it)"
+	@echo "make dev    install what is missing and run the whole stack (Ctrl-C stops it); OPS=1: Prometheus too"
 	@echo "make test   install what is missing and run every test on the real services"
 	@echo "make lint   ruff"
 	@echo "make bench  the benchmark scripts"
