@@ -792,3 +792,23 @@ def test_create_secret_gives_every_key_the_manifests_name(rendered: dict[str, li
 def test_the_secrets_file_is_never_committed() -> None:
     done = subprocess.run(["git", "check-ignore", "-q", "deploy/k8s/secrets.env"], cwd=ROOT)
     assert done.returncode == 0, "deploy/k8s/secrets.env must be gitignored"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_composes_images_and_the_dockerfile_targets(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Upstream images as compose pins them; ours named after the build target (README: images to push)."""
+    services = load_yaml(COMPOSE_FILE)["services"]
+    for workload in workloads(rendered[overlay]):
+        name = workload["metadata"]["name"]
+        image = container_of(rendered[overlay], name)["image"]
+        service = services[name]
+        if "image" in service:
+            assert image == service["image"], name
+            continue
+        build = service["build"]
+        target = build.get("target") or Path(build["dockerfile"]).parent.name  # exporter/Dockerfile: exporter
+        repository, tag = image.rsplit(":", 1)
+        if overlay == "dev":
+            assert (repository, tag) == (f"function-dashboard-{target}", "dev"), name
+        else:
+            assert repository.endswith(f"/{target}") and tag != "dev", name
