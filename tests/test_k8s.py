@@ -583,7 +583,7 @@ BROKEN: list[Any] = [
         "exporter:7801 reachable from ['worker-points', 'worker-render']",
     ),
     (
-        "datagen-open-to-namespace",
+        "datagen-opened-on-one-end-only",
         lambda o: edit_policy(o, "datagen-ingress", lambda s: s["ingress"][0].update({"from": [{"podSelector": {}}]})),
         "",  # still closed: no other pod's egress reaches it; the next case opens both ends
     ),
