@@ -11,6 +11,8 @@ ensure_prerequisites
 ensure_prometheus
 say "Compose Specification schema (deploy/compose/)"
 deploy/compose/install.sh
+say "KEDA's schemas (deploy/k8s/tools/)"
+deploy/k8s/tools/install.sh
 
 # The system tests use a RabbitMQ virtual host of their own, so a running
 # development stack neither steals their tasks nor receives them.
