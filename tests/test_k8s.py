@@ -60,7 +60,8 @@ WRITABLE_ROOT = {"rabbitmq"}
 # Each worker Deployment on its own queue; the export servers on the render workers' queue.
 SCALED_ON = {"worker-points": "points", "worker-render": "render", "worker-persist": "persist", "exporter": "render"}
 # compose's TCP forwarder to RabbitMQ's UI: on a cluster, kubectl port-forward svc/rabbitmq 15672.
-COMPOSE_ONLY = {"rabbitmq-ui"}
+# compose's `ops` Prometheus: a cluster has its own monitoring (README, Kubernetes).
+COMPOSE_ONLY = {"rabbitmq-ui", "prometheus"}
 # Who may open a connection to whom (docker-compose.yml's networks and users), by port.
 ISOLATION = {
     ("exporter", 7801): {"worker-render"},
