@@ -9,6 +9,8 @@ persist worker runs with the admin's Django settings and this same app.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from typing import Any
 
@@ -165,6 +167,12 @@ TASK_STAGES = {
     SWEEP_TASK: "sweep",
     SCHEDULE_TASK: "schedule",
 }
+
+
+if os.path.basename(sys.argv[0]) == "celery":
+    # Run as the celery command (deploy/run): lines as JSON from the start, before the worker's
+    # set-up below (its warnings, e.g. Celery's SecurityWarning when run as root, come earlier).
+    logs.configure(logs.logging_config(settings.LOG_LEVEL, settings.LOG_FORMAT, settings.LOG_SERVICE))
 
 
 @signals.setup_logging.connect
