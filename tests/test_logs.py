@@ -116,7 +116,7 @@ def logged() -> Iterator[Logged]:
     stack = None
     try:
         side.start()
-        log_dir = side.dir / "log"
+        log_dir = side.dir / "var" / "log"  # as make dev's (the README's commands run in side.dir)
         env = {**os.environ, **ENV, **side.env(), "LOG_DIR": str(log_dir)}
         boot = subprocess.run([str(ROOT / "deploy" / "run"), "bootstrap"], env=env, capture_output=True, text=True)
         assert boot.returncode == 0, boot.stdout[-3000:] + boot.stderr[-3000:]
@@ -216,22 +216,43 @@ def test_one_run_is_followed_through_every_service(logged):
         else:
             assert [(r["event"], r["status"]) for r in exports] == [("export", 200)], exports
 
-    # The figures for the note: one run's lines per service, and the run's lines in full.
-    done_run = runs[ids[1]][1]
+    # The figures for the note: one run's lines per service, and the README's commands pulling them.
+    done_row = ids[1]
+    done_run = runs[done_row][1]
     counts = {name: len(lines) for name, lines in logged.run_records(done_run).items() if lines}
-    print(f"\nlines of run {done_run} per service: {json.dumps(counts)}")
-    pulled = subprocess.run(
-        f"cat {logged.log_dir}/*.log | jq -cR 'fromjson? | select(.run_id==\"{done_run}\")'",
-        shell=True,
-        capture_output=True,
-        text=True,
-        check=False,
+    print(f"\nlines of run {done_run} (row {done_row}) per service: {json.dumps(counts)}")
+    found_run = readme_command(logged, RUN_OF_ROW.replace("42", str(done_row)))
+    assert found_run.strip() == done_run
+    pulled = readme_command(logged, f"run={done_run}\n{PULL_RUN}")
+    pulled_lines = [json.loads(line) for line in pulled.splitlines()]
+    assert len(pulled_lines) == sum(counts.values()), (counts, pulled)
+    assert {r["service"] for r in pulled_lines} == set(counts), pulled
+    assert [r["timestamp"] for r in pulled_lines] == sorted(r["timestamp"] for r in pulled_lines)
+    print(pulled)
+
+
+# The README's commands ("Logs"), run here as written, in a directory whose var/log is the stack's LOG_DIR.
+RUN_OF_ROW = (
+    "jq -rR 'fromjson? | select(.row_id == 42 and .stage == \"persist\") | .run_id' var/log/worker-persist.log"
+    " | tail -n 1"
+)
+PULL_RUN = (
+    'cat var/log/*.log | jq -cnR --arg run "$run"'
+    " '[inputs | fromjson? | select(.run_id == $run)] | sort_by(.timestamp)[]'"
+)
+
+
+def readme_command(logged: Logged, command: str) -> str:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command], cwd=logged.log_dir.parent.parent, capture_output=True, text=True
     )
-    assert pulled.returncode == 0, pulled.stderr
-    pulled_lines = [json.loads(line) for line in pulled.stdout.splitlines()]
-    assert sum(counts.values()) == len(pulled_lines), (counts, pulled.stdout)
-    assert {r["service"] for r in pulled_lines} == set(counts), pulled.stdout
-    print(pulled.stdout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_readme_shows_these_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert RUN_OF_ROW in readme and PULL_RUN in readme
 
 
 def test_every_python_service_writes_only_json_lines(logged):
