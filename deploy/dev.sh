@@ -18,6 +18,10 @@ urls=""
 for ((i = 1; i <= EXPORTER_INSTANCES; i++)); do urls="$urls${urls:+,}http://127.0.0.1:$((7800 + i))"; done
 export EXPORTER_URLS="${EXPORTER_URLS:-$urls}"
 
+# Every process's log lines (JSON) are also appended to var/log/<service>.log (deploy/run):
+# README, "Operating it", "Logs" shows how to pull one run's lines from them.
+export LOG_DIR="${LOG_DIR:-$ROOT/var/log}"
+
 ensure_prerequisites
 ensure_flower_auth
 ensure_database "${POSTGRES_DB:-function_dashboard}"

@@ -19,6 +19,9 @@
 // 4. Chromium dies with this process, however it dies: it is started through
 //    chromium.sh, which asks the kernel (PR_SET_PDEATHSIG) to kill it when its
 //    parent goes, so even a SIGKILL of node leaves no browser behind.
+// 5. The log: one JSON line per export (POST /) on stdout, with the run it drew for
+//    (the render stage's X-Run-Id header, README "Logs"); a header that is not a run
+//    id (at most 64 of [A-Za-z0-9-]) is left out, never written verbatim.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -124,6 +127,42 @@ export const problemWith = (body) => {
   return null;
 };
 
+// --- 5: one JSON line per export
+const RUN_ID = /^[A-Za-z0-9-]{1,64}$/;
+const SERVICE = process.env.LOG_SERVICE || 'exporter';
+
+/** The run id of an X-Run-Id header value, or null when it is not one (absent, too long, other characters). */
+export const validRunId = (value) => (typeof value === 'string' && RUN_ID.test(value) ? value : null);
+
+/** Write one JSON line for an export request (POST /) once its answer is sent (or the client left). */
+const logExport = (request, response) => {
+  if (request.method !== 'POST' || request.path !== '/') {
+    return;
+  }
+  const started = process.hrtime.bigint();
+  const runId = validRunId(request.get('X-Run-Id'));
+  response.once('close', () => {
+    const line = {
+      timestamp: new Date().toISOString(),
+      level: response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warning' : 'info',
+      logger: 'exporter',
+      service: SERVICE,
+      event: 'export',
+      method: request.method,
+      path: request.path,
+      status: response.statusCode,
+      duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100
+    };
+    if (runId) {
+      line.run_id = runId;
+    }
+    if (!response.writableFinished) {
+      line.aborted = true; // the client went away before the answer was sent
+    }
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+  });
+};
+
 const refuse = (response, statusCode, errorCode, message) =>
   response.status(statusCode).json({ statusCode, errorCode, message });
 
@@ -132,6 +171,7 @@ const refuse = (response, statusCode, errorCode, message) =>
 // package's own "queue full" refusal still comes before any body is parsed.
 const gate = (request, response, next) => {
   measure(request, response);
+  logExport(request, response);
   const json = response.json.bind(response);
   response.json = (body) => {
     if (isObject(body)) {

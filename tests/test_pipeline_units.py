@@ -270,7 +270,7 @@ def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry
     monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deaths=0))
     monkeypatch.setattr(status, "note", lambda *args: None)
 
-    def busy(*args):
+    def busy(*args, **kwargs):
         raise TransientFailure("datagen answered HTTP 503: busy", retry_after=retry_after)
 
     monkeypatch.setattr(clients, "fetch_points", busy)

@@ -37,11 +37,10 @@ Booleans take true/false, 1/0, yes/no, on/off.
 | SWEEP_LIMIT                 | 5000                        | runs one sweep sends, fails or prunes at most |
 | RUN_HISTORY_SECONDS         | 604800                      | finished runs older than this are deleted |
 | SCHEDULE_PAGE               | 1000                        | due scheduled rows queued per transaction of a tick |
-| LOG_LEVEL                   | INFO                        | level of the admin's log (stderr) |
 
 The table is checked against :class:`AdminEnv` by ``tests/test_settings.py``. The
 pipeline's own settings (broker, result backend, datagen and exporter URLs,
-chart size) are in ``pipeline/pipeline/settings.py``; the admin uses them through
+chart size) and the log's (LOG_FORMAT, LOG_LEVEL) are in ``pipeline/pipeline/settings.py``; the admin uses them through
 the pipeline package (it sends the chains and asks datagen to check the add form).
 The bootstrap's roles read theirs in ``functions/management/commands/ensure_*_role.py``.
 """
@@ -54,7 +53,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from pipeline.api import EnvSettings, load, split_list
+from pipeline.api import EnvSettings, admin_logging, load, split_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BASE_DIR.parent
@@ -111,7 +110,6 @@ class AdminEnv(EnvSettings):
     schedule_page: int = Field(
         1000, ge=1, description="rows due for their scheduled refresh that one transaction of a tick queues"
     )
-    log_level: str = Field("INFO", description="level of the admin's log (stderr)")
 
     @field_validator("django_trusted_proxies")
     @classmethod
@@ -310,9 +308,7 @@ SCHEDULE_PAGE = env.schedule_page
 DEFAULT_EXCEPTION_REPORTER = "dashboard.debug.LocalOnlyExceptionReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "dashboard.debug.SecretsFilter"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.log_level},
-}
+# One JSON line per event (LOG_FORMAT, LOG_LEVEL: pipeline/pipeline/settings.py), Django's,
+# gunicorn's and the persist worker's records alike; README, "Operating it", "Logs".
+LOGGING_CONFIG = "pipeline.api.configure_logging"
+LOGGING = admin_logging()

@@ -31,6 +31,7 @@ Variable                           Default                Meaning
 ``DATAGEN_SECRET_KEY``             (a dev-only key)       Django SECRET_KEY (datagen signs nothing)
 ``DATAGEN_ALLOWED_HOSTS``          ``*``                  comma-separated Django ALLOWED_HOSTS
 ``DATAGEN_LOG_LEVEL``              ``INFO``               level of the service's log (stderr)
+``DATAGEN_LOG_FORMAT``             ``json``               json (one object per line) or console (text)
 ``DATAGEN_TEST_DB``                ``test_datagen``       database that the test suite creates and drops
 ``METRICS_PORT``                   ``0``                  Prometheus ``/metrics`` port of the service (0: off)
 ``METRICS_HOST``                   ``127.0.0.1``          the address ``/metrics`` listens on
@@ -42,11 +43,13 @@ The table is checked against :class:`DatagenEnv` by ``tests/test_settings.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from series.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -91,6 +94,9 @@ class DatagenEnv(BaseSettings):
     )
     datagen_allowed_hosts: str = Field("*", description="comma-separated Django ALLOWED_HOSTS")
     datagen_log_level: str = Field("INFO", description="level of the service's log (stderr)")
+    datagen_log_format: Literal["json", "console"] = Field(
+        "json", description="json: one JSON object per line (the default); console: aligned text for a terminal"
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port of the service (0: off)")
     metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on")
     datagen_test_db: str = Field("test_datagen", description="database that the test suite creates and drops")
@@ -129,7 +135,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: times every request (the gunicorn master serves /metrics: deploy/gunicorn.conf.py).
+    # First: one log line per request, whatever answers it, with the run id of its X-Run-Id header.
+    "series.logs.RequestLogMiddleware",
+    # Then: times every request (the gunicorn master serves /metrics: deploy/gunicorn.conf.py).
     "series.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -252,10 +260,6 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["stderr"], "level": env.datagen_log_level},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# One JSON line per event (series/logs.py; README, "Operating it", "Logs").
+LOGGING_CONFIG = "series.logs.configure"
+LOGGING = logging_config(env.datagen_log_level, env.datagen_log_format)

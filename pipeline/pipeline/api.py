@@ -22,6 +22,8 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
   persist stage's and PostgreSQL's outcomes), :func:`add_scrape_collector` (figures read at
   each scrape, e.g. from PostgreSQL).
 - **Numbers as the charts write them**: :func:`format_number`, :func:`readable_duration`.
+- **Logs** (:mod:`pipeline.logs`): :func:`admin_logging` (the admin's ``LOGGING``) and
+  :func:`configure_logging` (its ``LOGGING_CONFIG``): one JSON line per event.
 - **Settings**: :class:`EnvSettings` and :func:`load` (the one rule of every service's
   settings), :func:`split_list`, and :data:`STATUS_TTL` (how long the live view keeps
   a run, so how long the list shows a batch).
@@ -36,6 +38,8 @@ from pipeline.charts import format_number, readable_duration
 from pipeline.clients import ask_datagen_points, json_or_none, retry_after
 from pipeline.errors import TransientFailure
 from pipeline.jobs import Job, new_job, trace_entry, with_trace
+from pipeline.logs import admin_logging
+from pipeline.logs import configure as configure_logging
 from pipeline.metrics import add_scrape_collector, run_finished, stage_ended
 from pipeline.settings import EnvSettings, load, split_list
 from pipeline.status import PERSISTING, POINTS, QUEUED, RENDERING, note, row_statuses
@@ -67,9 +71,11 @@ __all__ = [
     "StageTask",
     "TransientFailure",
     "add_scrape_collector",
+    "admin_logging",
     "app",
     "ask_datagen_points",
     "check_function",
+    "configure_logging",
     "enter_stage",
     "format_number",
     "json_or_none",

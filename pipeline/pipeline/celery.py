@@ -8,12 +8,16 @@ persist worker runs with the admin's Django settings and this same app.
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import time
+from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from kombu import Exchange, Queue
 
-from pipeline import settings
+from pipeline import logs, settings
 from pipeline.errors import TransientFailure
 
 POINTS_TASK = "pipeline.generate_points"
@@ -152,3 +156,40 @@ app.conf.update(
     # Flower switches the workers' events on while it runs (its --enable_events).
     # The stages write the live status the admin shows to Redis themselves.
 )
+
+
+# The stage (the log's ``stage`` field) of each task.
+TASK_STAGES = {
+    POINTS_TASK: "points",
+    RENDER_TASK: "render",
+    PERSIST_TASK: "persist",
+    SEND_TASK: "send",
+    SWEEP_TASK: "sweep",
+    SCHEDULE_TASK: "schedule",
+}
+
+
+if os.path.basename(sys.argv[0]) == "celery":
+    # Run as the celery command (deploy/run): lines as JSON from the start, before the worker's
+    # set-up below (its warnings, e.g. Celery's SecurityWarning when run as root, come earlier).
+    logs.configure(logs.logging_config(settings.LOG_LEVEL, settings.LOG_FORMAT, settings.LOG_SERVICE))
+
+
+@signals.setup_logging.connect
+def _one_json_line_per_event(loglevel: int | str | None = None, **_: Any) -> None:
+    """Workers and beat: Celery's records, the tasks' and structlog's, through pipeline.logs (Celery's
+    own set-up, which a receiver of this signal replaces, would print plain text)."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.LOG_LEVEL)
+    logs.configure(logs.logging_config(str(level), settings.LOG_FORMAT, settings.LOG_SERVICE))
+
+
+@signals.task_prerun.connect
+def _bind_the_run(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
+    """Every line a task writes carries its run, row, batch, stage and task id (cleared at its end)."""
+    name = getattr(task, "name", "") or ""
+    logs.bind_task(TASK_STAGES.get(name, name), task_id, args)
+
+
+@signals.task_postrun.connect
+def _unbind_the_run(**_: Any) -> None:
+    logs.unbind_task()

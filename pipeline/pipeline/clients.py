@@ -10,6 +10,7 @@ from urllib3.util.retry import Retry
 
 from pipeline import settings
 from pipeline.errors import StageFailure, TransientFailure
+from pipeline.logs import RUN_ID_HEADER
 
 # The export server's own error codes that mean "busy, try again".
 EXPORTER_TRANSIENT_CODES = frozenset({"EXPORT_QUEUE_FULL", "EXPORT_ACQUIRE_TIMEOUT", "EXPORT_RASTERIZATION_TIMEOUT"})
@@ -27,11 +28,20 @@ session.trust_env = False
 _RETRY_AFTER = Retry()
 
 
-def _post(service: str, url: str, payload: dict[str, Any], target: str | None = None) -> requests.Response:
+def run_headers(run_id: str | None) -> dict[str, str]:
+    """The request headers that name the run a call works for (its lines in datagen's and the
+    export server's logs carry it: README, "Logs")."""
+    return {RUN_ID_HEADER: run_id} if run_id else {}
+
+
+def _post(
+    service: str, url: str, payload: dict[str, Any], target: str | None = None, run_id: str | None = None
+) -> requests.Response:
     """POST ``payload``; a timeout, an unreachable service or an answer broken off is a
-    TransientFailure (``target``: the server to name as failed, for the retry to avoid)."""
+    TransientFailure (``target``: the server to name as failed, for the retry to avoid;
+    ``run_id``: sent as the :data:`RUN_ID_HEADER` header)."""
     try:
-        return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT)
+        return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT, headers=run_headers(run_id))
     except requests.Timeout as exc:
         message = f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})"
         raise TransientFailure(message, target=target, cause="timeout") from exc
@@ -68,11 +78,11 @@ def json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def fetch_points(expression: str, interval: float, dt: float, width: int) -> dict[str, Any]:
-    """Ask datagen for the series of ``expression``, M4-decimated to ``width`` pixels."""
+def fetch_points(expression: str, interval: float, dt: float, width: int, run_id: str | None = None) -> dict[str, Any]:
+    """Ask datagen for the series of ``expression``, M4-decimated to ``width`` pixels (for run ``run_id``)."""
     url = f"{settings.DATAGEN_URL}/api/v1/points"
     payload = {"expression": expression, "interval": interval, "dt": dt, "width": width}
-    response = _post("datagen", url, payload)
+    response = _post("datagen", url, payload, run_id=run_id)
     body = json_or_none(response)
     if response.status_code == 200 and isinstance(body, dict) and "points" in body:
         return body
@@ -94,8 +104,8 @@ def fetch_points(expression: str, interval: float, dt: float, width: int) -> dic
     raise StageFailure(message, cause=cause)
 
 
-def render_png(url: str, options: dict[str, Any], width: int, height: int) -> bytes:
-    """Render Highcharts ``options`` to a ``width`` x ``height`` PNG on the export server ``url``."""
+def render_png(url: str, options: dict[str, Any], width: int, height: int, run_id: str | None = None) -> bytes:
+    """Render Highcharts ``options`` to a ``width`` x ``height`` PNG on export server ``url`` (for run ``run_id``)."""
     payload = {
         "type": "png",
         "infile": options,
@@ -103,7 +113,7 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int) -> by
         "height": height,
         "scale": 1,
     }
-    response = _post("export server", url + "/", payload, target=url)
+    response = _post("export server", url + "/", payload, target=url, run_id=run_id)
     if response.status_code == 200 and response.content.startswith(PNG_SIGNATURE):
         return response.content
     body = json_or_none(response)

@@ -33,13 +33,18 @@ Celery int()s both and takes a backoff of 0 as none at all (every retry would wa
 | PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis |
 | METRICS_PORT                  | 0                                    | a worker's Prometheus /metrics port (0: off) |
 | METRICS_HOST                  | 127.0.0.1                            | the address /metrics listens on |
+| LOG_FORMAT                    | json                                 | json (one object per line) or console (text) |
+| LOG_LEVEL                     | INFO                                 | the admin's log level (gunicorn, Django) |
+| LOG_SERVICE                   | (empty)                              | `service` of each line (deploy/run sets it) |
 
 The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
+The Celery processes (workers, beat) log at their ``--loglevel`` (deploy/run: CELERY_LOG_LEVEL);
+the log's lines and fields are described in :mod:`pipeline.logs`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticUseDefault
@@ -119,6 +124,21 @@ class PipelineEnv(EnvSettings):
     metrics_port: int = Field(0, ge=0, le=65535, description="a worker's Prometheus /metrics port (0: off)")
     metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on")
 
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json: one JSON object per line (the default); console: aligned text for a terminal"
+    )
+    log_level: str = Field(
+        "INFO", description="level of the admin's log (gunicorn, Django, the persist worker's Django records)"
+    )
+    log_service: str = Field("", description="the `service` field of every line; deploy/run sets its process name")
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_logging_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"LOG_LEVEL = {value!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
+
     @field_validator("pipeline_retry_backoff", "pipeline_retry_backoff_max", mode="before")
     @classmethod
     def _whole_seconds_celery_keeps(cls, value: Any, info: ValidationInfo) -> Any:
@@ -174,6 +194,9 @@ SWEEP_EVERY = ENV.pipeline_sweep_every
 SCHEDULE_EVERY = ENV.pipeline_schedule_every
 METRICS_PORT = ENV.metrics_port
 METRICS_HOST = ENV.metrics_host
+LOG_FORMAT = ENV.log_format
+LOG_LEVEL = ENV.log_level
+LOG_SERVICE = ENV.log_service
 
 # The three stages and their queues. Routing is declared once, in pipeline.celery.
 POINTS_QUEUE = "points"

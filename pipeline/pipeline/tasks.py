@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from billiard.process import current_process
 
 from pipeline import canvas, clients, jobs, metrics, settings, status
@@ -34,6 +35,8 @@ from pipeline.errors import StageFailure, TransientFailure
 from pipeline.jobs import Job
 
 log = logging.getLogger(__name__)
+# structlog's: one event with its fields (the run's ids come from the task's context: pipeline.logs).
+events = structlog.get_logger(__name__)
 
 
 def delivery_key(task: StageTask) -> str:
@@ -138,19 +141,22 @@ def _run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]
     except Exception as exc:  # a bug must still end as readable text, not a stuck row
         log.exception("run %s: stage %s failed unexpectedly", run, stage)
         result = dict(job, error=f"{type(exc).__name__}: {exc}", cause="bug")
+    seconds = time.monotonic() - started
     if result.get("error"):
         result["error"] = f'Stage "{stage}" failed: {result["error"]}'
         log.warning("run %s: %s", run, result["error"])
-        metrics.stage_ended(stage, "failed", result.get("cause"), time.monotonic() - started)
+        metrics.stage_ended(stage, "failed", result.get("cause"), seconds)
+        events.info("stage ended", outcome="failed", cause=result.get("cause"), seconds=round(seconds, 4))
     else:
-        metrics.stage_ended(stage, "done", "", time.monotonic() - started)
+        metrics.stage_ended(stage, "done", "", seconds)
+        events.info("stage ended", outcome="done", seconds=round(seconds, 4), **extra)
     entry = jobs.trace_entry(task.request, started_at, time.monotonic() - started, **extra)
     return jobs.with_trace(result, stage, entry)  # type: ignore[arg-type]
 
 
 def _points(job: Job) -> Job:
     width = plot_width(settings.CHART_WIDTH)
-    body = clients.fetch_points(job["expression"], job["interval"], job["dt"], width)
+    body = clients.fetch_points(job["expression"], job["interval"], job["dt"], width, run_id=job["run_id"])
     return jobs.Job(**{**job, "points": body["points"], "end": body["end"]})  # type: ignore[typeddict-item]
 
 
@@ -212,7 +218,7 @@ def _render(job: Job) -> Job:
         exporter_lease(request.hostname or "", request.retries, failed) as url,
         metrics.EXPORTS_IN_FLIGHT.labels(url).track_inprogress(),
     ):
-        png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
+        png = clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT, run_id=job["run_id"])
     result: dict[str, Any] = {key: value for key, value in job.items() if key != "points"}
     # What the image shows, as it was drawn (tests and people check a chart against its row with it).
     drawn = {"expression": job["expression"], "dt": job["dt"], "interval": job["interval"]}

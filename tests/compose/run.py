@@ -517,6 +517,41 @@ def prometheus_scrapes_the_stack(ports: dict[str, int]) -> None:
     )
 
 
+# The README's commands ("Operating it", "Logs"), `docker compose` standing for this project's compose.
+RUN_OF_ROW = (
+    "docker compose logs --no-log-prefix worker-persist"
+    " | jq -rR 'fromjson? | select(.row_id == 42 and .stage == \"persist\") | .run_id' | tail -n 1"
+)
+PULL_RUN = (
+    "docker compose logs --no-log-prefix"
+    " | jq -cnR --arg run \"$run\" '[inputs | fromjson? | select(.run_id == $run)] | sort_by(.timestamp)[]'"
+)
+
+
+def one_run_in_the_logs(pk: int) -> None:
+    """The README's two commands find row ``pk``'s run and pull its lines from every service."""
+    readme = (ROOT / "README.md").read_text()
+    check(RUN_OF_ROW in readme and PULL_RUN in readme, "the README's compose commands are not these")
+    own = shlex.join(compose_argv())
+
+    def sh(command: str) -> str:
+        command = command.replace("docker compose", own).replace("row_id == 42", f"row_id == {pk}")
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command], capture_output=True, text=True, env=ENV, timeout=120
+        )
+        check(done.returncode == 0, f"{command}: exit {done.returncode}: {done.stderr[-1000:]}")
+        return done.stdout
+
+    (run,) = psql(f"SELECT run_id FROM functions_function WHERE id = {pk}")[0]
+    found = wait_until("the run in worker-persist's log", lambda: sh(RUN_OF_ROW).strip() == run, 30)
+    check(found, "no run id")
+    lines = [json.loads(line) for line in sh(f"run={run}\n{PULL_RUN}").splitlines()]
+    services = Counter(line["service"] for line in lines)
+    expected = {"worker-points", "worker-render", "worker-persist", "datagen"}
+    check(expected <= set(services) and any(s.startswith("exporter-") for s in services), f"run {run}: {services}")
+    passed(f"the run of row {pk} in the logs (README's commands): {dict(sorted(services.items()))}")
+
+
 def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     admin = Admin(f"http://127.0.0.1:{ports['ADMIN_HOST_PORT']}")
     admin.login("admin", password)
@@ -533,6 +568,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     timed("add-to-chart, the first after start (POST add until the PNG is served)", time.monotonic() - started)
     check(image.format == "PNG" and image.size == (800, 400), f"chart: {image.format} {image.size}")
     passed(f"preset t + 2/t: PNG {image.size[0]}x{image.size[1]} decodes")
+    one_run_in_the_logs(pk)
 
     # The detail page's interactive chart: Highstock is in the image and served.
     detail = admin.http.get(admin.url(f"/admin/functions/function/{pk}/change/"), timeout=30)
