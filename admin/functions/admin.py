@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from functions import messages as messages_words
 from functions import selectors, series, services, views
 from functions.forms import FunctionForm, LoginForm, ScheduleForm
 from functions.models import Function
@@ -177,7 +178,7 @@ class FunctionAdmin(admin.ModelAdmin):
     @admin.display(description=_("chart"))
     def chart_or_error(self, obj: Function) -> str:
         if obj.error:
-            return format_html('<pre class="fd-error">{}</pre>', obj.error)
+            return format_html('<pre class="fd-error">{}</pre>', self.error_words(obj))
         if obj.result_run:
             return self._chart_img(obj, "fd-thumb")
         return format_html('<span class="fd-pending">{}</span>', _("not rendered yet"))
@@ -287,7 +288,12 @@ class FunctionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("error"))
     def error_text(self, obj: Function) -> str:
-        return format_html('<pre class="fd-error">{}</pre>', obj.error) if obj.error else "—"
+        return format_html('<pre class="fd-error">{}</pre>', self.error_words(obj)) if obj.error else "—"
+
+    @staticmethod
+    def error_words(obj: Function) -> str:
+        """The row's stored error in the reader's language (its stored text for an old row)."""
+        return messages_words.stored_error(obj.error_code, obj.error_params, obj.error)
 
     @admin.display(description=_("runs"))
     def run_history(self, obj: Function) -> str:

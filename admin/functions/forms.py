@@ -4,6 +4,7 @@ from django.core.validators import MaxLengthValidator
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
+from functions import messages
 from functions.models import Function
 from functions.numbers import parse_number, sampling_problems
 from pipeline import api
@@ -158,14 +159,16 @@ class FunctionForm(forms.ModelForm):
         try:
             problems = api.check_function(expression, interval, dt)
         except api.TransientFailure as exc:
+            reason = messages.failure(exc.cause, exc.params, str(exc))
             raise forms.ValidationError(
-                _("The function could not be checked, try again: %(reason)s") % {"reason": exc}
+                _("The function could not be checked, try again: %(reason)s") % {"reason": reason}
             ) from exc
-        for field, message in problems.items():
+        for field, found in problems.items():
+            words = "; ".join(messages.datagen_problem(problem, field) for problem in found)
             field = field if field in ("dt", "interval") else "expression"
             if field == "expression" and preset != CUSTOM:
                 field = None  # a preset has no text field of its own: a form-wide error
-            self.add_error(field, message)
+            self.add_error(field, words)
         return cleaned
 
 

@@ -35,6 +35,11 @@ class Function(models.Model):
     result_run = models.UUIDField(_("stored run"), null=True, blank=True, editable=False)
     chart = models.BinaryField(_("chart"), null=True, blank=True, editable=False)
     error = models.TextField(_("error"), blank=True, editable=False)
+    # The error as data (issue 23): its stable code and parameters, which the admin words in the
+    # reader's language (functions.messages); ``error`` keeps the English text, and is what an
+    # old row (no code) or an unknown code shows.
+    error_code = models.CharField(_("error code"), max_length=40, blank=True, editable=False)
+    error_params = models.JSONField(_("error parameters"), default=dict, blank=True, editable=False)
     processed_at = models.DateTimeField(_("processing date"), null=True, blank=True, editable=False)
     trace = models.JSONField(_("stage trace"), default=dict, blank=True, editable=False)
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.utils.translation import gettext as _
 
+from functions import messages
 from functions.models import Function
 from functions.numbers import sampling_problems
 from pipeline import api
@@ -36,9 +38,24 @@ class DatagenError(Exception):
     """datagen refused or could not answer; ``status`` is the HTTP status to pass on, with
     ``retry_after`` (whole seconds) when datagen is busy (503 ``busy``: every heavy slot taken)."""
 
-    def __init__(self, status: int, message: str, code: str = "", retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str = "",
+        retry_after: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
+        self.params = dict(params or {})  # datagen's parameters of its error (functions.messages words it)
+
+    @property
+    def words(self) -> str:
+        """The error in the reader's language (the English message for a code without words)."""
+        if not self.code:
+            return self.message
+        return messages.datagen_problem({"code": self.code, "params": self.params, "message": self.message})
 
     def headers(self) -> dict[str, str]:
         """The headers to answer with: ``Retry-After`` when datagen gave one."""
@@ -90,7 +107,7 @@ def sample_count(function: Function) -> int:
 def processing_window(function: Function, start: float | None = None, end: float | None = None) -> Window:
     """The samples of ``function``'s processing window between ``start`` and ``end`` (snapped outwards)."""
     if function.processed_at is None:
-        raise DatagenError(404, "the function has no processing date yet")
+        raise DatagenError(404, _("the function has no processing date yet"))
     problems = sampling_problems(function.dt, function.interval)
     if problems:  # an old row with numbers that make no sense: said, not a 500
         raise DatagenError(422, " ".join(str(message) for message in problems.values()), "out_of_range")
@@ -108,24 +125,27 @@ def processing_window(function: Function, start: float | None = None, end: float
 def _errors(response: requests.Response) -> DatagenError:
     body = api.json_or_none(response)
     errors = body.get("errors") if isinstance(body, dict) else None
+    params: dict[str, Any] = {}
     if errors:
         message = "; ".join(str(err.get("message", "?")) for err in errors)
         code = str(errors[0].get("code", ""))
+        given = errors[0].get("params")
+        params = {**(given if isinstance(given, dict) else {}), "field": str(errors[0].get("field", ""))}
     else:
         message, code = response.text[:500] or response.reason, ""
     if response.status_code == 503 and code == "busy":
         # datagen's heavy slots are all taken: the browser may ask again after Retry-After.
         wait = api.retry_after(response)
-        return DatagenError(503, f"datagen: {message}", code, None if wait is None else math.ceil(wait))
+        return DatagenError(503, f"datagen: {message}", code, None if wait is None else math.ceil(wait), params)
     status = response.status_code if 400 <= response.status_code < 500 else 502
-    return DatagenError(status, f"datagen: {message}", code)
+    return DatagenError(status, f"datagen: {message}", code, params=params)
 
 
 def _post(payload: dict[str, Any], stream: bool = False) -> requests.Response:
     try:
         response = api.ask_datagen_points(payload, stream=stream)
     except requests.RequestException as exc:
-        raise DatagenError(502, f"datagen could not be asked: {exc}") from exc
+        raise DatagenError(502, _("datagen could not be asked: %(reason)s") % {"reason": exc}) from exc
     if response.status_code != 200:
         raise _errors(response)
     return response
@@ -142,7 +162,7 @@ def window_points(function: Function, window: Window, width: int | None) -> dict
     """datagen's answer for ``window``: raw samples, or M4 at ``width`` pixels when there are more."""
     body = _post(_payload(function, window, width)).json()
     if not isinstance(body, dict) or not isinstance(body.get("points"), list):
-        raise DatagenError(502, "datagen answered without points")
+        raise DatagenError(502, _("datagen answered without points"))
     return body
 
 

@@ -214,9 +214,11 @@ def store_result(job: dict[str, Any]) -> bool:
     if job.get("superseded"):
         return False  # PostgreSQL superseded it when the newer run was queued
     error = job.get("error") or ""
+    code, params = (job.get("cause") or "", job.get("error_params") or {}) if error else ("", {})
     png = None if error else base64.b64decode(job.get("png") or "")
     if not error and not png:
         error = 'Stage "persist" failed: the render stage returned no image'
+        code, params = "no_image", {"stage": "persist"}
     with transaction.atomic():
         run = _finish(job["run_id"], Run.State.FAILED if error else Run.State.DONE)
         if run is None:
@@ -224,6 +226,8 @@ def store_result(job: dict[str, Any]) -> bool:
             return False
         outcome: dict[str, Any] = {
             "error": error,
+            "error_code": code,
+            "error_params": params,
             "processed_at": _processed_at(job),
             "result_run": job["run_id"],
             "state": Function.State.FAILED if error else Function.State.DONE,
@@ -235,8 +239,9 @@ def store_result(job: dict[str, Any]) -> bool:
     return True
 
 
-def fail_runs(run_ids: Iterable[str], reason: str) -> int:
-    """Store ``reason`` as the outcome of each given run that is still queued; returns how many.
+def fail_runs(run_ids: Iterable[str], reason: str, code: str = "", params: dict[str, Any] | None = None) -> int:
+    """Store ``reason`` (with its ``code`` and ``params``, see :mod:`functions.messages`) as the
+    outcome of each given run that is still queued; returns how many.
 
     Forward-only like :func:`store_result` (a run already finished is left alone),
     and the row keeps its last chart.
@@ -250,7 +255,13 @@ def fail_runs(run_ids: Iterable[str], reason: str) -> int:
         failed = list(Run.objects.filter(pk__in=ids, state=Run.State.QUEUED).values_list("pk", "function_id"))
         Run.objects.filter(pk__in=[pk for pk, _ in failed]).update(state=Run.State.FAILED, finished_at=Now())
         Function.objects.filter(pk__in=[row for _, row in failed], run_id__in=[pk for pk, _ in failed]).update(
-            state=Function.State.FAILED, error=reason, processed_at=Now(), result_run=F("run_id"), trace={}
+            state=Function.State.FAILED,
+            error=reason,
+            error_code=code,
+            error_params=params or {},
+            processed_at=Now(),
+            result_run=F("run_id"),
+            trace={},
         )
         transaction.on_commit(lambda: api.run_finished("failed", "lost", count=len(failed)))
     return len(failed)
@@ -303,7 +314,8 @@ def sweep_runs() -> Swept:
     if again and api.queued_messages() != 0:
         log.info("sweep: the stage queues hold work (or cannot be asked): %d quiet runs wait", len(again))
         again = []
-    failed = fail_runs(lost, _lost_reason(now, settings.MAX_SENDS)) if lost else 0
+    lost_params = {"sends": settings.MAX_SENDS, "seconds": settings.STALLED_AFTER_SECONDS}
+    failed = fail_runs(lost, _lost_reason(now, settings.MAX_SENDS), "lost", lost_params) if lost else 0
     with transaction.atomic():
         claimed = list(
             Run.objects.select_for_update(skip_locked=True)

@@ -140,7 +140,7 @@ def points_view(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> Js
         return exc.response()
     except series.DatagenError as exc:
         return JsonResponse(
-            {"errors": [{"field": "datagen", "message": exc.message}]}, status=exc.status, headers=exc.headers()
+            {"errors": [{"field": "datagen", "message": exc.words}]}, status=exc.status, headers=exc.headers()
         )
     return JsonResponse(
         {
@@ -166,7 +166,7 @@ def csv_view(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> HttpR
     except series.DatagenError as exc:
         if exc.code != "too_many_samples":
             return HttpResponse(
-                exc.message, status=exc.status, content_type="text/plain; charset=utf-8", headers=exc.headers()
+                exc.words, status=exc.status, content_type="text/plain; charset=utf-8", headers=exc.headers()
             )
         query = request.GET.copy()
         query["m4"] = "2000"
@@ -174,7 +174,7 @@ def csv_view(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> HttpR
         return HttpResponse(
             render_to_string(
                 "admin/functions/function/csv_refused.html",
-                {"function": function, "message": exc.message, "m4_url": m4_url, "samples": window.samples},
+                {"function": function, "message": exc.words, "m4_url": m4_url, "samples": window.samples},
                 request,
             ),
             status=409,

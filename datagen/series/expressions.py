@@ -80,18 +80,33 @@ _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _NAME_CHARS = _NAME_START | _DIGITS
 _SINGLE = frozenset("+-/^(),")
 
+# What a syntax error says was expected: the stable names of its ``expected`` parameter, and their words.
+EXPECTED: dict[str, str] = {
+    "number": "a number",
+    "variable": "t",
+    "constant": "a constant",
+    "function": "a function",
+    "open_parenthesis": "'('",
+    "close_parenthesis": "')'",
+    "comma": "','",
+    "operator": "an operator",
+    "end": "the end of the expression",
+}
+
 
 class ExpressionError(ValueError):
     """The text is not a valid expression. ``code`` is machine-readable."""
 
-    def __init__(self, code: str, message: str, position: int | None = None) -> None:
+    def __init__(self, code: str, message: str, position: int | None = None, **params: object) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.position = position
+        # The message's parameters as data (the README's "Error codes"): a client words it itself.
+        self.params: dict[str, object] = {**params, **({} if position is None else {"position": position})}
 
     def as_dict(self, field: str = "expression") -> dict[str, object]:
-        d: dict[str, object] = {"field": field, "code": self.code, "message": self.message}
+        d: dict[str, object] = {"field": field, "code": self.code, "message": self.message, "params": self.params}
         if self.position is not None:
             d["position"] = self.position
         return d
@@ -190,6 +205,7 @@ def _tokenize(text: str) -> list[_Tok]:
                     "number_out_of_range",
                     f"number {literal[:40]!s} at position {start} is too large for double precision",
                     start,
+                    number=literal[:40],
                 )
             toks.append(_Tok("num", literal, start, value))
             continue
@@ -210,7 +226,13 @@ def _tokenize(text: str) -> list[_Tok]:
             toks.append(_Tok("op", ch, start))
             i += 1
             continue
-        raise ExpressionError("syntax", f"unexpected character {_describe(ch)} at position {start}", start)
+        raise ExpressionError(
+            "syntax",
+            f"unexpected character {_describe(ch)} at position {start}",
+            start,
+            kind="unexpected_character",
+            character=ch,
+        )
     toks.append(_Tok("end", "", n))
     return toks
 
@@ -237,21 +259,32 @@ class _Parser:
                 "too_deep",
                 f"expression is nested too deeply at position {pos} (the limit is {self.max_depth} levels)",
                 pos,
+                limit=self.max_depth,
             )
 
     def _leave(self) -> None:
         self.level -= 1
 
-    def _unexpected(self, expected: str) -> ExpressionError:
+    def _unexpected(self, *expected: str) -> ExpressionError:
+        """A syntax error at the current token; ``expected``: names from :data:`EXPECTED`."""
         tok = self.tok
+        words = [EXPECTED[name] for name in expected]
+        wanted = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
         if tok.kind == "end":
             return ExpressionError(
-                "syntax", f"unexpected end of expression at position {tok.pos}, expected {expected}", tok.pos
+                "syntax",
+                f"unexpected end of expression at position {tok.pos}, expected {wanted}",
+                tok.pos,
+                kind="unexpected_end",
+                expected=list(expected),
             )
         return ExpressionError(
             "syntax",
-            f"unexpected {tok.text!r} at position {tok.pos}, expected {expected}",
+            f"unexpected {tok.text!r} at position {tok.pos}, expected {wanted}",
             tok.pos,
+            kind="unexpected_token",
+            token=tok.text,
+            expected=list(expected),
         )
 
     def _is_op(self, *ops: str) -> bool:
@@ -260,10 +293,10 @@ class _Parser:
     # grammar
     def parse(self) -> Node:
         if self.tok.kind == "end":
-            raise ExpressionError("syntax", "the expression is empty", 0)
+            raise ExpressionError("syntax", "the expression is empty", 0, kind="empty")
         node = self.expr()
         if self.tok.kind != "end":
-            raise self._unexpected("an operator or the end of the expression")
+            raise self._unexpected("operator", "end")
         return node
 
     def expr(self) -> Node:
@@ -320,6 +353,7 @@ class _Parser:
                         "unknown_function",
                         f"unknown function {name[:40]!r} at position {tok.pos}",
                         tok.pos,
+                        name=name[:40],
                     )
                 return self.call(name, tok.pos)
             if name == VARIABLE:
@@ -331,22 +365,25 @@ class _Parser:
                     "syntax",
                     f"function {name!r} at position {tok.pos} needs its arguments in parentheses",
                     tok.pos,
+                    kind="needs_parentheses",
+                    function=name,
                 )
             raise ExpressionError(
                 "unknown_name",
                 f"unknown name {name[:40]!r} at position {tok.pos}; the variable is t and the constants are pi and e",
                 tok.pos,
+                name=name[:40],
             )
         if self._is_op("("):
             self.i += 1
             self._enter(tok.pos)
             node = self.expr()
             if not self._is_op(")"):
-                raise self._unexpected("')'")
+                raise self._unexpected("close_parenthesis")
             self.i += 1
             self._leave()
             return node
-        raise self._unexpected("a number, t, a constant, a function or '('")
+        raise self._unexpected("number", "variable", "constant", "function", "open_parenthesis")
 
     def call(self, name: str, pos: int) -> Node:
         self.i += 1  # "("
@@ -358,7 +395,7 @@ class _Parser:
                 self.i += 1
                 args.append(self.expr())
         if not self._is_op(")"):
-            raise self._unexpected("',' or ')'")
+            raise self._unexpected("comma", "close_parenthesis")
         self.i += 1
         self._leave()
         _, lo, hi, _ = FUNCTIONS[name]
@@ -369,6 +406,10 @@ class _Parser:
                 f"function {name!r} at position {pos} takes {want} argument"
                 f"{'' if want == '1' else 's'}, got {len(args)}",
                 pos,
+                function=name,
+                min=lo,
+                max=hi,
+                got=len(args),
             )
         return Call(name, tuple(args))
 
@@ -427,11 +468,13 @@ def to_sql(node: Node) -> str:
 def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH, max_depth: int = DEFAULT_MAX_DEPTH) -> Node:
     """Parse ``text`` into a tree, or raise :class:`ExpressionError`."""
     if not isinstance(text, str):
-        raise ExpressionError("invalid", "the expression must be a string")
+        raise ExpressionError("invalid", "the expression must be a string", type="string")
     if len(text) > max_length:
         raise ExpressionError(
             "too_long",
             f"the expression is {len(text)} characters long; the limit is {max_length}",
+            length=len(text),
+            limit=max_length,
         )
     tree = _Parser(text, max_depth).parse()
     height = _height(tree)
@@ -439,6 +482,8 @@ def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH, max_depth: int = DEFA
         raise ExpressionError(
             "too_deep",
             f"the expression is nested {height} levels deep; the limit is {max_depth}",
+            depth=height,
+            limit=max_depth,
         )
     return tree
 

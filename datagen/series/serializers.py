@@ -10,6 +10,7 @@ every field is valid, as DRF does.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -70,6 +71,14 @@ class _JSONValueField(serializers.Field):
             for code, message in self.error_messages.items()
         }
 
+    def fail(self, key: str, **kwargs: Any) -> None:
+        """DRF's ``fail`` with the message's parameters as data (``params``): ``kwargs`` and the unit."""
+        message = str(self.error_messages[key]).format(**kwargs)
+        params = {name: value for name, value in kwargs.items() if not name.endswith("_text")}
+        if self.unit:
+            params["unit"] = self.unit
+        raise serializers.ValidationError(problem(message, params), code=key)
+
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         if data is None and not self.allow_null:
             data = empty  # a null required field is reported as missing
@@ -88,7 +97,7 @@ class NumberField(_JSONValueField):
         "invalid": "{field} must be a number{unit}",
         "not_finite": "{field} must be a finite number",
         "not_positive": "{field} must be greater than zero",
-        "out_of_range": "{field} must be between {low} and {high}{unit}",
+        "out_of_range": "{field} must be between {low_text} and {high_text}{unit}",
     }
 
     def __init__(
@@ -99,7 +108,7 @@ class NumberField(_JSONValueField):
 
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
+            self.fail("invalid", type="number")
         try:
             number = float(data)
         except OverflowError:  # an int too large for a double
@@ -107,12 +116,14 @@ class NumberField(_JSONValueField):
         if not math.isfinite(number):
             self.fail("not_finite")
         if self.positive and number <= 0:
-            self.fail("not_positive")
+            self.fail("not_positive", value=number)
         if self.bounds is not None and not self.bounds[0] <= number <= self.bounds[1]:
             low, high = (
                 self.bounds_text.split("|") if self.bounds_text else (f"{self.bounds[0]:g}", f"{self.bounds[1]:g}")
             )
-            self.fail("out_of_range", low=low, high=high)
+            self.fail(
+                "out_of_range", value=number, low=self.bounds[0], high=self.bounds[1], low_text=low, high_text=high
+            )
         return number
 
 
@@ -122,14 +133,14 @@ class WidthField(_JSONValueField):
 
     default_error_messages = {
         "invalid": "{field} must be an integer{unit}",
-        "out_of_range": "{field} must be between 1 and {max_width}",
+        "out_of_range": "{field} must be between 1 and {high}",
     }
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
+            self.fail("invalid", type="integer")
         if not 1 <= data <= settings.DATAGEN_MAX_WIDTH:
-            self.fail("out_of_range", max_width=settings.DATAGEN_MAX_WIDTH)
+            self.fail("out_of_range", value=data, low=1, high=settings.DATAGEN_MAX_WIDTH)
         return data
 
 
@@ -147,17 +158,13 @@ class ExpressionField(_JSONValueField):
 
     def to_internal_value(self, data: Any) -> Compiled:
         if not isinstance(data, str):
-            self.fail("invalid")
+            self.fail("invalid", type="string")
         try:
             return compile_expression(
                 data, max_length=settings.DATAGEN_MAX_EXPRESSION_LENGTH, max_depth=settings.DATAGEN_MAX_DEPTH
             )
         except ExpressionError as exc:
-            if exc.position is None:
-                raise serializers.ValidationError(exc.message, code=exc.code) from None
-            raise serializers.ValidationError(
-                {"message": exc.message, "position": exc.position}, code=exc.code
-            ) from None
+            raise serializers.ValidationError(problem(exc.message, exc.params), code=exc.code) from None
 
 
 # ------------------------------------------------------------------ requests
@@ -168,7 +175,9 @@ class _RequestSerializer(serializers.Serializer):
 
     def run_validation(self, data: Any = empty) -> Any:
         if data is not empty and not isinstance(data, Mapping):
-            raise serializers.ValidationError({"body": ["the body must be a JSON object"]}, code="not_an_object")
+            raise serializers.ValidationError(
+                {"body": problem("the body must be a JSON object", {})}, code="not_an_object"
+            )
         return super().run_validation(data)
 
 
@@ -221,13 +230,24 @@ class PointsRequestSerializer(ExpressionRequestSerializer):
         max_raw = settings.DATAGEN_MAX_RAW_POINTS
         max_column = settings.DATAGEN_MAX_COLUMN_SAMPLES
         given = f"interval {interval:g} days at dt {dt:g} hours gives {n:g} samples"
+        sampling = {"interval": interval, "dt": dt, "samples": n}
         if n > max_samples:
-            fail("dt", "too_many_samples", f"{given}; the limit is {max_samples}")
+            fail(
+                "dt",
+                "too_many_samples",
+                f"{given}; the limit is {max_samples}",
+                kind="total",
+                limit=max_samples,
+                **sampling,
+            )
         if not decimated and n > max_raw:
             fail(
                 "dt",
                 "too_many_samples",
                 f"{given}; at most {max_raw} are returned raw - pass width to get the M4 decimation",
+                kind="raw",
+                limit=max_raw,
+                **sampling,
             )
         if decimated and n > width * max_column:
             least = math.ceil(n / max_column)
@@ -235,14 +255,33 @@ class PointsRequestSerializer(ExpressionRequestSerializer):
                 "width",
                 "out_of_range",
                 f"{given}; width must be at least {least} (at most {max_column} per pixel column)",
+                kind="width_too_small",
+                least=least,
+                per_column=max_column,
+                **sampling,
             )
         if not math.isfinite(end - interval * SECONDS_PER_DAY):
-            fail("interval", "out_of_range", "end - interval reaches beyond double precision")
+            fail(
+                "interval",
+                "out_of_range",
+                "end - interval reaches beyond double precision",
+                kind="beyond_double",
+                end=end,
+                interval=interval,
+            )
         return SeriesRequest(attrs["expression"], interval, dt, end, width, int(n))
 
 
-def fail(field: str, code: str, message: str) -> None:
-    raise serializers.ValidationError({field: [message]}, code=code)
+def problem(message: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """A field's error detail that keeps its parameters as data (see :func:`series.errors.validation_errors`).
+
+    DRF turns every value of a ValidationError's detail into a string, so the parameters
+    travel as one JSON text (numbers stay numbers) beside the English message."""
+    return {"message": message, "params": json.dumps(dict(params), allow_nan=False, default=str)}
+
+
+def fail(field: str, code: str, message: str, **params: Any) -> None:
+    raise serializers.ValidationError({field: problem(message, params)}, code=code)
 
 
 def validate_request_serializer(data: Any) -> serializers.Serializer:
@@ -290,6 +329,9 @@ class ErrorSerializer(serializers.Serializer):
         "unsupported_media_type, method_not_allowed, math_error, timeout, busy, unavailable"
     )
     message = serializers.CharField()
+    params = serializers.DictField(
+        help_text="the message's parameters as data (numbers, names, kind), to word it in another language"
+    )
     position = serializers.IntegerField(required=False, help_text="0-based character offset in the expression")
 
 

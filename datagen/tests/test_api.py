@@ -94,6 +94,7 @@ def test_validate(api_nodb) -> None:
         "code": "syntax",
         "position": 5,
         "message": "unexpected end of expression at position 5, expected ',' or ')'",
+        "params": {"kind": "unexpected_end", "position": 5, "expected": ["comma", "close_parenthesis"]},
     }
     assert len(queries) == 0
 
@@ -114,6 +115,17 @@ def test_validate_with_the_series_parameters_checks_them_all_without_a_query(api
         ("interval", "not_positive"),
         ("dt", "invalid"),
     }
+
+
+MATH_REASONS = {
+    "division by zero": "division_by_zero",
+    "cannot take logarithm of a negative number": "log_of_negative",
+    "cannot take logarithm of zero": "log_of_zero",
+    "cannot take square root of a negative number": "sqrt_of_negative",
+    "value out of range: overflow": "overflow",
+    "input is out of range": "argument_out_of_range",
+    "a negative number raised to a non-integer power yields a complex result": "negative_to_fractional_power",
+}
 
 
 def errors_of(r) -> list[dict]:
@@ -247,7 +259,10 @@ def test_math_errors_are_422_with_postgres_message(api, expression: str, message
     for width in (None, 3):
         r = api.points(expression=expression, interval=1, dt=1, end=END, width=width)
         assert r.status_code == 422, r.content
-        assert errors_of(r) == [{"field": "expression", "code": "math_error", "message": message}]
+        [error] = errors_of(r)
+        params = error.pop("params")
+        assert error == {"field": "expression", "code": "math_error", "message": message}
+        assert params["reason"] == MATH_REASONS[message] and params["detail"] == message
 
 
 def test_statement_timeout_is_504(api) -> None:
@@ -261,6 +276,7 @@ def test_statement_timeout_is_504(api) -> None:
             cur.execute("RESET statement_timeout")
     assert r.status_code == 504, r.content
     assert errors_of(r)[0]["code"] == "timeout"
+    assert errors_of(r)[0]["params"] == {"limit_ms": 50}
 
 
 def test_statement_timeout_is_configured(api) -> None:

@@ -232,6 +232,7 @@ def test_a_heavy_series_gets_503_busy_while_every_slot_is_taken(api, other_sessi
     assert busy.status_code == 503
     assert busy["Retry-After"] == "3"
     assert codes(busy) == [("server", "busy")]
+    assert busy.json()["errors"][0]["params"] == {"retry_after": 3}
     assert light.status_code == 200 and checked.status_code == 200
     assert after.status_code == 200 and after.json()["samples"] == 43_201
     with connection.cursor() as cur:
@@ -252,6 +253,7 @@ def test_a_big_raw_series_needs_a_heavy_slot_too(api, other_session) -> None:
     assert busy.status_code == 503, busy.content
     assert busy["Retry-After"] == "2"
     assert codes(busy) == [("server", "busy")]
+    assert busy.json()["errors"][0]["params"] == {"retry_after": 3}
     assert small_raw.status_code == 200 and small_raw.json()["count"] == 25
     assert decimated.status_code == 200 and decimated.json()["decimated"] is True
     assert after.status_code == 200 and after.json()["count"] == 144_001
@@ -338,7 +340,12 @@ def test_over_the_wire_allow_is_sent_once_and_a_big_body_is_413(gunicorn_url: st
         r = requests.post(gunicorn_url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
         assert r.status_code == 413, r.content[:500]
         assert r.json()["errors"] == [
-            {"field": "body", "code": "too_large", "message": "the body is larger than 65536 bytes"}
+            {
+                "field": "body",
+                "code": "too_large",
+                "message": "the body is larger than 65536 bytes",
+                "params": {"limit": 65536},
+            }
         ]
         chunks = (body[i : i + 8192].encode() for i in range(0, len(body), 8192))
         r = requests.post(gunicorn_url + path, data=chunks, headers={"Content-Type": "application/json"}, timeout=30)

@@ -18,6 +18,8 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
   (the add and change forms), :func:`ask_datagen_points` (the interactive chart, CSV),
   :func:`json_or_none`, :func:`retry_after` (the seconds of a busy answer's
   ``Retry-After``), :class:`TransientFailure`.
+- **Failure codes** (the words are the admin's): :data:`FAILURE_CODES` (the pipeline's own),
+  :data:`DATAGEN_CODES` (datagen's, passed on as they are).
 - **Metrics** (:mod:`pipeline.metrics`): :func:`stage_ended` and :func:`run_finished` (the
   persist stage's and PostgreSQL's outcomes), :func:`add_scrape_collector` (figures read at
   each scrape, e.g. from PostgreSQL).
@@ -31,12 +33,15 @@ client, chart builder, settings); ``tests/test_architecture.py`` holds it to tha
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline import charts, clients, settings
 from pipeline.canvas import SendFailed, queued_messages, start_refresh
 from pipeline.celery import PERSIST_TASK, SCHEDULE_TASK, SWEEP_TASK, StageTask, app
 from pipeline.charts import format_number, readable_duration
 from pipeline.clients import ask_datagen_points, json_or_none, retry_after
-from pipeline.errors import TransientFailure
+from pipeline.errors import CODES as FAILURE_CODES
+from pipeline.errors import DATAGEN_CODES, TransientFailure
 from pipeline.jobs import Job, new_job, trace_entry, with_trace
 from pipeline.logs import admin_logging
 from pipeline.logs import configure as configure_logging
@@ -49,9 +54,10 @@ STATUS_TTL = settings.STATUS_TTL
 SCHEDULE_EVERY = settings.SCHEDULE_EVERY
 
 
-def check_function(expression: str, interval: float, dt: float) -> dict[str, str]:
-    """datagen's problems with a function and its sampling, by field (empty: none), for the
-    chart the pipeline draws. Raises :class:`TransientFailure` when datagen cannot be asked."""
+def check_function(expression: str, interval: float, dt: float) -> dict[str, list[dict[str, Any]]]:
+    """datagen's problems with a function and its sampling, by field (empty: none), each as datagen
+    answered it (``code``, ``params``, ``message``), for the chart the pipeline draws. Raises
+    :class:`TransientFailure` when datagen cannot be asked."""
     return clients.check_function(expression, interval, dt, charts.plot_width(settings.CHART_WIDTH))
 
 
@@ -65,6 +71,8 @@ __all__ = [
     "SCHEDULE_TASK",
     "STATUS_TTL",
     "SWEEP_TASK",
+    "DATAGEN_CODES",
+    "FAILURE_CODES",
     "EnvSettings",
     "Job",
     "SendFailed",

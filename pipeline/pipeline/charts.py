@@ -166,13 +166,17 @@ def chart_options(
     data: list[list[float]] = []
     for index, point in enumerate(points):
         if not (isinstance(point, list | tuple) and len(point) == 2):
-            raise StageFailure(f"point {index} is not an [x, y] pair: {point!r:.80}")
+            raise StageFailure(
+                f"point {index} is not an [x, y] pair: {point!r:.80}", cause="bad_points", params={"index": index}
+            )
         x, y = point
         if not all(isinstance(v, int | float) and math.isfinite(v) for v in (x, y)):
-            raise StageFailure(f"point {index} is not a finite [x, y] pair: {point!r:.80}")
+            raise StageFailure(
+                f"point {index} is not a finite [x, y] pair: {point!r:.80}", cause="bad_points", params={"index": index}
+            )
         data.append([x * 1000.0, y])
     if not data:
-        raise StageFailure("the series has no points")
+        raise StageFailure("the series has no points", cause="no_points")
     series: dict[str, Any] = {
         "type": "line",
         "name": f"y = {expression}",

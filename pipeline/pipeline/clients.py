@@ -40,20 +40,22 @@ def _post(
     """POST ``payload``; a timeout, an unreachable service or an answer broken off is a
     TransientFailure (``target``: the server to name as failed, for the retry to avoid;
     ``run_id``: sent as the :data:`RUN_ID_HEADER` header)."""
+    where = {"service": service, "url": url}
     try:
         return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT, headers=run_headers(run_id))
     except requests.Timeout as exc:
         message = f"{service} at {url} did not answer within {settings.HTTP_TIMEOUT:g} s ({exc})"
-        raise TransientFailure(message, target=target, cause="timeout") from exc
+        params = {**where, "seconds": settings.HTTP_TIMEOUT}
+        raise TransientFailure(message, target=target, cause="no_answer", params=params) from exc
     except requests.ConnectionError as exc:
         raise TransientFailure(
-            f"{service} at {url} is unreachable ({exc})", target=target, cause="unreachable"
+            f"{service} at {url} is unreachable ({exc})", target=target, cause="unreachable", params=where
         ) from exc
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError, ProtocolError) as exc:
         # The connection broke (or the body came garbled) while the answer was read:
         # the service or the network failed mid-answer, which a retry may not meet.
         raise TransientFailure(
-            f"{service} at {url} broke off its answer ({exc})", target=target, cause="broken_answer"
+            f"{service} at {url} broke off its answer ({exc})", target=target, cause="broken_answer", params=where
         ) from exc
 
 
@@ -87,21 +89,26 @@ def fetch_points(expression: str, interval: float, dt: float, width: int, run_id
     if response.status_code == 200 and isinstance(body, dict) and "points" in body:
         return body
     errors = body.get("errors") if isinstance(body, dict) else None
+    errors = [err for err in errors if isinstance(err, dict)] if isinstance(errors, list) else []
     if errors:
         detail = "; ".join(
             f"{err.get('message', '?')} (field {err.get('field', '?')}, code {err.get('code', '?')})" for err in errors
         )
         codes = {err.get("code") for err in errors}
-        cause = str(errors[0].get("code") or f"http_{response.status_code}") if isinstance(errors[0], dict) else ""
+        first = errors[0]
+        cause = str(first.get("code") or "datagen_http")
+        # datagen's own parameters of its first error, and where it came from (the admin words it).
+        params = {**(first.get("params") if isinstance(first.get("params"), dict) else {})}
+        params.update(status=response.status_code, field=str(first.get("field", "")))
     else:
         detail = response.text[:2000] or response.reason
         codes = set()
-        cause = f"http_{response.status_code}"
+        cause, params = "datagen_http", {"status": response.status_code}
     message = f"datagen answered HTTP {response.status_code}: {detail}"
     if response.status_code >= 500 and not codes & DATAGEN_PERMANENT_CODES:
         # 503 busy (every heavy slot taken) comes with Retry-After: the retry waits that long.
-        raise TransientFailure(message, retry_after=retry_after(response), cause=cause)
-    raise StageFailure(message, cause=cause)
+        raise TransientFailure(message, retry_after=retry_after(response), cause=cause, params=params)
+    raise StageFailure(message, cause=cause, params=params)
 
 
 def render_png(url: str, options: dict[str, Any], width: int, height: int, run_id: str | None = None) -> bytes:
@@ -122,10 +129,15 @@ def render_png(url: str, options: dict[str, Any], width: int, height: int, run_i
     message = f"export server {url} answered HTTP {response.status_code}"
     message += f" {code}: {text}" if code else f": {text or response.reason}"
     if response.status_code == 200:
-        raise StageFailure(f"export server {url} answered 200 without a PNG image", cause="export_server")
+        raise StageFailure(
+            f"export server {url} answered 200 without a PNG image", cause="export_server_no_png", params={"url": url}
+        )
+    params = {"url": url, "status": response.status_code, "exporter_code": str(code or "")}
     if response.status_code >= 500 or response.status_code == 429 or code in EXPORTER_TRANSIENT_CODES:
-        raise TransientFailure(message, retry_after=retry_after(response), target=url, cause="export_server")
-    raise StageFailure(message, cause="export_server")
+        raise TransientFailure(
+            message, retry_after=retry_after(response), target=url, cause="export_server", params=params
+        )
+    raise StageFailure(message, cause="export_server", params=params)
 
 
 def ask_datagen_points(payload: dict[str, Any], stream: bool = False) -> requests.Response:
@@ -135,12 +147,12 @@ def ask_datagen_points(payload: dict[str, Any], stream: bool = False) -> request
     return session.post(url, json=payload, timeout=settings.HTTP_TIMEOUT, stream=stream)
 
 
-def check_function(expression: str, interval: float, dt: float, width: int) -> dict[str, str]:
+def check_function(expression: str, interval: float, dt: float, width: int) -> dict[str, list[dict[str, Any]]]:
     """Ask datagen whether a function and its parameters make a series it can draw.
 
     Returns the problems by request field (``expression``, ``interval``, ``dt``),
-    empty when there are none. Runs no query. Raises TransientFailure when
-    datagen cannot be asked.
+    each datagen's error as it answered it (``code``, ``params``, ``message``), empty
+    when there are none. Runs no query. Raises TransientFailure when datagen cannot be asked.
     """
     url = f"{settings.DATAGEN_URL}/api/v1/validate"
     payload = {"expression": expression, "interval": interval, "dt": dt, "width": width}
@@ -149,10 +161,21 @@ def check_function(expression: str, interval: float, dt: float, width: int) -> d
         return {}
     body = json_or_none(response)
     errors = body.get("errors") if isinstance(body, dict) else None
-    if response.status_code == 400 and errors:
-        problems: dict[str, str] = {}
+    if response.status_code == 400 and isinstance(errors, list) and errors:
+        problems: dict[str, list[dict[str, Any]]] = {}
         for err in errors:
-            field = str(err.get("field", "expression"))
-            problems[field] = "; ".join(filter(None, [problems.get(field), str(err.get("message", ""))]))
+            if not isinstance(err, dict):
+                continue
+            params = err.get("params")
+            problem = {
+                "code": str(err.get("code", "")),
+                "params": params if isinstance(params, dict) else {},
+                "message": str(err.get("message", "")),
+            }
+            problems.setdefault(str(err.get("field", "expression")), []).append(problem)
         return problems
-    raise TransientFailure(f"datagen answered HTTP {response.status_code}: {response.text[:500]}")
+    raise TransientFailure(
+        f"datagen answered HTTP {response.status_code}: {response.text[:500]}",
+        cause="datagen_http",
+        params={"status": response.status_code},
+    )

@@ -13,7 +13,8 @@ output added. It carries only what a later stage reads:
 | end           | points     | persist (processing date) |
 | png           | render     | persist                 |
 | error         | any stage  | later stages (skip), persist (stores it) |
-| cause         | a failed stage | persist (the metrics' cause class of a failed run) |
+| cause         | a failed stage | persist (the error's code: stored, and the metrics' cause of a failed run) |
+| error_params  | a failed stage | persist (the error's parameters, stored: the admin words the error from them) |
 | superseded    | any stage  | later stages (skip), persist (counts it) |
 | trace         | every stage| persist (stores it)     |
 """
@@ -53,6 +54,7 @@ class Job(TypedDict):
     png: NotRequired[str]
     error: NotRequired[str]
     cause: NotRequired[str]
+    error_params: NotRequired[dict[str, Any]]
     superseded: NotRequired[bool]
 
 

@@ -11,8 +11,9 @@ Stage metrics (``stage`` = points, render, persist):
 - ``pipeline_stage_wait_seconds``: from the moment the stage's message could start
   (the run queued, the previous stage ended) until it started; first starts only.
 - ``pipeline_stage_run_seconds``: the stage's work, observed once per outcome.
-- ``pipeline_stage_outcomes_total{outcome, cause}``: ``done``, ``failed`` (``cause``:
-  datagen's error code, ``timeout``, ``unreachable``, ``export_server``, ...),
+- ``pipeline_stage_outcomes_total{outcome, cause}``: ``done``, ``failed`` (``cause``: the
+  failure's code, datagen's or the pipeline's own: ``math_error``, ``no_answer``,
+  ``unreachable``, ``export_server``, ...; :data:`pipeline.errors.KNOWN_CODES`),
   ``retried``, ``superseded``, ``parked``.
 - ``pipeline_runs_finished_total{outcome, cause}``: what PostgreSQL recorded for a run
   (done, failed, superseded), counted by the persist stage once per run.
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -31,6 +31,8 @@ from celery import signals
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+
+from pipeline.errors import KNOWN_CODES
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +65,12 @@ EXPORTS_IN_FLIGHT = Gauge(
 # PostgreSQL figures: runs in flight, the oldest queued run, schedules behind).
 _scrape_collectors: list[Collector] = []
 
-_CAUSE = re.compile(r"[a-z][a-z0-9_]{0,39}")
-
 
 def cause_label(cause: object) -> str:
-    """A bounded label value: a short snake_case code as it is, anything else ``other``."""
+    """A bounded label value: a failure code (:data:`pipeline.errors.KNOWN_CODES`: datagen's and
+    the pipeline's own) as it is, anything else ``other``, never free text."""
     text = str(cause or "")
-    return text if _CAUSE.fullmatch(text) else ("" if not text else "other")
+    return text if text in KNOWN_CODES else ("" if not text else "other")
 
 
 def add_scrape_collector(collector: Collector) -> None:

@@ -80,8 +80,11 @@ def enter_stage(task: StageTask, stage: str, job: Job) -> Job:
     """
     if job.get("version") != jobs.VERSION:  # sent by another release: fail the row, readably
         version = f"job version {job.get('version')!r} is not {jobs.VERSION}"
-        error = job.get("error") or f'Stage "{stage}" failed: {version}'
-        return jobs.Job(**{**job, "error": error, "cause": job.get("cause") or "version"})  # type: ignore[typeddict-item]
+        if job.get("error"):
+            return jobs.Job(**{**job, "cause": job.get("cause") or "version"})  # type: ignore[typeddict-item]
+        params = {"stage": stage, "version": str(job.get("version")), "expected": jobs.VERSION}
+        error = f'Stage "{stage}" failed: {version}'
+        return jobs.Job(**{**job, "error": error, "cause": "version", "error_params": params})  # type: ignore[typeddict-item]
     run = job["run_id"]
     began = status.begin(job["function_id"], run, job["queued_at"], status.LIVE_STAGE[stage], delivery_key(task))
     if began.superseded:
@@ -90,7 +93,9 @@ def enter_stage(task: StageTask, stage: str, job: Job) -> Job:
     if began.deaths >= settings.MAX_DELIVERIES and not job.get("error"):
         reason = park(task, stage, job, began.deaths)
         metrics.stage_ended(stage, "parked", "parked")
-        return jobs.Job(**{**job, "error": f'Stage "{stage}" failed: {reason}', "cause": "parked"})  # type: ignore[typeddict-item]
+        params = {"stage": stage, "deaths": began.deaths, "limit": settings.MAX_DELIVERIES, "queue": PARKED_QUEUE.name}
+        parked = {"error": f'Stage "{stage}" failed: {reason}', "cause": "parked", "error_params": params}
+        return jobs.Job(**{**job, **parked})  # type: ignore[typeddict-item]
     metrics.stage_started(stage, job, task.request, time.time())
     return job
 
@@ -131,19 +136,25 @@ def _run_stage(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]
             log.warning("run %s: %s failed, retrying: %s", run, stage, exc)
             metrics.stage_ended(stage, "retried", exc.cause, time.monotonic() - started)
             raise  # StageTask.autoretry_for: Celery retries it with backoff and jitter
+        attempts, seconds = task.request.retries + 1, round(task.failing_for())
         result = dict(
             job,
-            error=f"{exc} (gave up after {task.request.retries + 1} attempts in {task.failing_for():.0f} s)",
+            error=f"{exc} (gave up after {attempts} attempts in {seconds:.0f} s)",
             cause=exc.cause,
+            error_params={**exc.params, "attempts": attempts, "retried_for": seconds},
         )
     except StageFailure as exc:
-        result = dict(job, error=str(exc), cause=exc.cause)
+        result = dict(job, error=str(exc), cause=exc.cause, error_params=exc.params)
     except Exception as exc:  # a bug must still end as readable text, not a stuck row
         log.exception("run %s: stage %s failed unexpectedly", run, stage)
-        result = dict(job, error=f"{type(exc).__name__}: {exc}", cause="bug")
+        result = dict(
+            job, error=f"{type(exc).__name__}: {exc}", cause="bug", error_params={"exception": type(exc).__name__}
+        )
     seconds = time.monotonic() - started
     if result.get("error"):
         result["error"] = f'Stage "{stage}" failed: {result["error"]}'
+        # The failure as data (the admin words it): its code is ``cause``, and where it happened.
+        result["error_params"] = {"stage": stage, **(result.get("error_params") or {})}
         log.warning("run %s: %s", run, result["error"])
         metrics.stage_ended(stage, "failed", result.get("cause"), seconds)
         events.info("stage ended", outcome="failed", cause=result.get("cause"), seconds=round(seconds, 4))
