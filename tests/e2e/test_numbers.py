@@ -31,6 +31,10 @@ AMBIGUOUS = {
     "ru": "interval, дни: «1,000» неоднозначно: 1 в русской записи, но 1000 в английской записи. Введите 1 или 1000.",
 }
 THOUSAND_AND_A_HALF = {"en": "1,000.5", "ru": "1 000,5"}
+DOC_SCREENSHOTS = {  # README, "What you see" item 2
+    "en": {"change-form-ambiguous": "number-ambiguous.png"},
+    "ru": {"change-form-ambiguous": "number-ambiguous-ru.png"},
+}
 
 
 @pytest.fixture
@@ -89,3 +93,4 @@ def test_the_change_form_shows_the_lists_digits_and_an_unchanged_save_keeps_the_
     page.wait_for_url(f"**{reverse('admin:functions_function_changelist')}", timeout=WAIT_SECONDS * 1000)
     edited = off_loop(settled, minute_row.pk, stack, newer_than=minute_row.run_id)
     assert (edited.dt, edited.interval) == (MINUTE, 1000.5), (edited.dt, edited.interval)
+    shots.publish(DOC_SCREENSHOTS[lang])
