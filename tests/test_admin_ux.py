@@ -10,7 +10,7 @@ from django.utils import timezone, translation
 
 from functions.forms import FunctionForm
 from functions.models import Function
-from functions.numbers import format_duration, format_number, parse_number
+from functions.numbers import format_duration, format_number
 from pipeline import status
 from pipeline.charts import chart_options, y_axis_scale
 
@@ -49,17 +49,6 @@ def test_numbers_never_show_a_floats_repr():
         assert format_number(9999999.9) == "1×10⁷"
     with translation.override("ru"):
         assert format_number(0.016666666666666666) == "0,0167"
-
-
-@pytest.mark.parametrize(("text", "value"), [("0,5", 0.5), (".5", 0.5), ("1 000,5", 1000.5), ("1e-3", 0.001), ("2", 2)])
-def test_input_accepts_what_people_type(text, value):
-    assert parse_number(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "1,5,6", "abc", "nan", "inf", "1.5.6"])
-def test_input_refuses_what_is_not_a_number(text):
-    with pytest.raises(ValueError):
-        parse_number(text)
 
 
 def test_the_form_field_names_a_bad_number():

@@ -66,7 +66,7 @@ def test_an_edit_of_the_function_saves_what_was_chosen_and_draws_it(stack, signe
 
 def test_an_edit_of_dt_and_interval_only_draws_the_new_sampling(stack, signed_in):
     row = make("sin(t)")
-    response = edit(signed_in, row.pk, "sin(t)", "", dt="0,5", interval="2")
+    response = edit(signed_in, row.pk, "sin(t)", "", dt="0.5", interval="2")
     assert any("changed successfully" in message for message in messages_of(response))
     (after,) = settled([row.pk])
     assert (after.expression, after.dt, after.interval) == ("sin(t)", 0.5, 2.0)

@@ -1,12 +1,11 @@
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.validators import MaxLengthValidator
-from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from functions import messages
 from functions.models import Function
-from functions.numbers import parse_number, sampling_problems
+from functions.numbers import NumberError, format_input, parse_number, sampling_problems
 from pipeline import api
 
 PRESETS = ["t + 2/t", "sin(t)"]
@@ -14,29 +13,39 @@ CUSTOM = "__custom__"
 
 
 class NumberField(forms.FloatField):
-    """A number as people type it: ``0,5`` (Russian), ``.5``, ``1 000``, ``1e-3``.
+    """A number as people write it in the reader's language (:func:`functions.numbers.parse_number`).
 
-    A text input (``inputmode="decimal"``): a browser's number input refuses
-    the decimal comma in some locales and shows nothing for what it refuses.
+    English ``1,000.5``; Russian ``1 000,5``; ``.5`` and ``1e-3`` everywhere; an ambiguous entry
+    (``1,000``) is refused, saying how it was read. A text input (``inputmode="decimal"``): a
+    browser's number input refuses the decimal comma in some locales and shows nothing for what
+    it refuses.
+
+    A row's value is shown as the list shows it (``0,0167`` for 1/60 hours in Russian); ``stored``
+    holds the row's own value, which that very text stands for: a form saved with the text left as
+    shown keeps the stored number (no drift from display rounding) and counts as unchanged.
     """
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 22})
+    stored: float | None = None
 
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        text = str(value)
+        if self.stored is not None and text.strip() == format_input(self.stored):
+            return self.stored
         try:
-            return parse_number(str(value))
-        except ValueError:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+            return parse_number(text)
+        except NumberError as exc:  # the message names the field: it may be read away from the box
+            raise forms.ValidationError(
+                _("%(field)s: %(problem)s"), code="invalid", params={"field": self.label, "problem": str(exc)}
+            ) from None
 
     def prepare_value(self, value):
-        # The stored number in full (editing must not round it), with the language's decimal separator.
-        if isinstance(value, float):
-            text = repr(value).removesuffix(".0")
-            return text.replace(".", formats.get_format("DECIMAL_SEPARATOR"))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return format_input(float(value))
         return value
 
 
@@ -122,7 +131,7 @@ class FunctionForm(forms.ModelForm):
         labels = {"dt": _("dt, hours"), "interval": _("interval, days")}
         field_classes = {"dt": NumberField, "interval": NumberField}
         help_texts = {
-            "dt": _("Sampling step in hours, e.g. 1, 0.5 (or 0,5), 0.0167 for one minute."),
+            "dt": _("Sampling step in hours, e.g. 1, 0.5 (or .5), 0.0167 for one minute, 1e-3."),
             "interval": _("Depth of the modelling period in days, ending at the processing date (3650 = 10 years)."),
         }
 
@@ -137,6 +146,8 @@ class FunctionForm(forms.ModelForm):
         for name in ("dt", "interval"):
             if name in self.fields:
                 self.fields[name].initial = 1
+                if self.instance.pk:  # the text shown stands for the stored number
+                    self.fields[name].stored = getattr(self.instance, name)
 
     def clean(self):
         cleaned = super().clean()

@@ -10,9 +10,15 @@ significant digits. Very large and very small numbers use scientific notation
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal
 
-from django.utils import formats
+from babel import Locale
+from babel.numbers import NumberFormatError, format_decimal, get_decimal_symbol, get_group_symbol, parse_decimal
+from django.conf import settings
+from django.utils import formats, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import to_locale
 
 from pipeline import api
 
@@ -50,15 +56,129 @@ def format_duration(value: float, unit: str) -> str:
     return f"{text} ({human})" if human else text
 
 
-def parse_number(text: str) -> float:
-    """What people type: ``0,5`` or ``.5`` or ``1 000,5`` or ``1e-3``. Raises ValueError."""
-    cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("_", "")
-    if cleaned.count(",") == 1 and "." not in cleaned:
-        cleaned = cleaned.replace(",", ".")
-    value = float(cleaned)  # accepts ".5", "5." and "1e-3"; refuses "1,5,6" and ""
-    if not math.isfinite(value):  # "nan", "inf"
-        raise ValueError(text)
-    return value
+class NumberError(ValueError):
+    """A typed number refused; ``str(exc)`` says why in the reader's language (how it was read, how to write it)."""
+
+
+# Longer is no number a person types (and 10,000 digits must not reach Decimal/float): said, not parsed.
+MAX_NUMBER_LENGTH = 40
+# The grouping spaces people type: space, no-break space (U+00A0), narrow no-break space (U+202F), thin space.
+_SPACES = " \u00a0\u202f\u2009"
+_SPACES_RE = re.compile(f"[{_SPACES}]")
+# Digits, separators, a sign and an exponent: nothing else (no "nan", "inf", "1_000", non-ASCII digits).
+_NUMBER_CHARS = re.compile(f"[+-]?(?=[0-9.,{_SPACES}]*[0-9])[0-9.,{_SPACES}]+(?:[eE][+-]?[0-9]+)?")
+_SUPERSCRIPT_DIGITS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+
+
+def _notation(language: str) -> str:
+    return {"en": _("in English notation"), "ru": _("in Russian notation")}.get(language, language)
+
+
+def _locale(language: str | None = None) -> Locale:
+    return Locale.parse(to_locale(language or translation.get_language() or settings.LANGUAGE_CODE))
+
+
+def _languages() -> list[str]:
+    """The notations a typed number is read in: the admin's languages (English and Russian)."""
+    return [code for code, _name in settings.LANGUAGES]
+
+
+def _read(text: str, language: str) -> Decimal | None:
+    """``text`` read strictly in ``language``'s notation (Babel), or None when it is no number there.
+
+    Any grouping space (U+0020, U+00A0, U+202F, U+2009) stands for the language's group mark.
+    """
+    locale = _locale(language)
+    normalized = _SPACES_RE.sub(get_group_symbol(locale), text)
+    try:
+        return parse_decimal(normalized, locale=locale, strict=True)
+    except NumberFormatError:
+        return None
+
+
+def _plain(value: Decimal, decimal_mark: str = ".") -> str:
+    """``value`` without grouping: ``1000``, ``0.0167``; an exponent when the digits would be many."""
+    text = format(value.normalize(), "f")
+    if len(text) > 24:
+        text = str(value.normalize()).replace("E", "e").replace("e+", "e")
+    return text.replace(".", decimal_mark)
+
+
+def _spelling(value: Decimal, language: str) -> str:
+    """How to write ``value`` so that every notation reads it the same: ``1,25`` in Russian, else ``1.125``."""
+    mark = get_decimal_symbol(_locale(language))
+    native = _plain(value, mark)
+    mine = _read(native, language)
+    others = {_read(native, other) for other in _languages() if other != language}
+    return native if mine == value and others <= {None, value} else _plain(value)
+
+
+def parse_number(text: str, language: str | None = None) -> float:
+    """A number typed in the reader's notation (``language``, default: the current one).
+
+    English: ``1,000.5``, ``1000.5``; Russian: ``1 000,5`` (any space), ``1000,5``; everywhere ``.5``,
+    ``1e-3``. Refused with :class:`NumberError`, saying how it was read: an entry that is no number in
+    the reader's notation (``1,5`` in English), and an *ambiguous* one, which the admin's two notations
+    read as different numbers (``1,000``: 1000 in English, 1 in Russian).
+    """
+    language = (language or translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    raw = text.strip()
+    if not raw:
+        raise NumberError(_("Type a number."))
+    if len(raw) > MAX_NUMBER_LENGTH:
+        raise NumberError(
+            _("%(count)s characters is too long for a number (at most %(max)s).")
+            % {"count": len(raw), "max": MAX_NUMBER_LENGTH}
+        )
+    locale = _locale(language)
+    example = format_decimal(Decimal("1000.5"), locale=locale, group_separator=True)
+    if not _NUMBER_CHARS.fullmatch(raw):
+        raise NumberError(
+            _("“%(text)s” is not a number; write it like %(example)s or 1e-3.") % {"text": raw, "example": example}
+        )
+    mine = _read(raw, language)
+    others = {other: _read(raw, other) for other in _languages() if other != language}
+    if mine is None:  # what another notation reads, written the reader's way
+        choices = list(dict.fromkeys(_spelling(value, language) for value in others.values() if value is not None))
+        if choices:
+            raise NumberError(
+                _("“%(text)s” is not a number written like %(example)s: did you mean %(choices)s?")
+                % {"text": raw, "example": example, "choices": str(_(" or ")).join(choices)}
+            )
+        raise NumberError(_("“%(text)s” is not a number written like %(example)s.") % {"text": raw, "example": example})
+    for other, value in others.items():
+        if value is not None and value != mine:
+            raise NumberError(
+                _(
+                    "“%(text)s” is ambiguous: read as %(mine)s %(notation)s, as %(other)s %(other_notation)s. "
+                    "Type %(mine)s or %(other)s."
+                )
+                % {
+                    "text": raw,
+                    "mine": _spelling(mine, language),
+                    "notation": _notation(language),
+                    "other": _spelling(value, language),
+                    "other_notation": _notation(other),
+                }
+            )
+    number = float(mine)
+    if not math.isfinite(number):
+        raise NumberError(_("“%(text)s” is too large for a number.") % {"text": raw})
+    if number == 0 and mine != 0:
+        raise NumberError(_("“%(text)s” is too close to zero for a number.") % {"text": raw})
+    return number
+
+
+def format_input(value: float) -> str:
+    """``value`` as a form's text box shows it: the list's digits (``0,0167`` for 1/60 in Russian), typeable.
+
+    ``2.5×10⁷`` in the list is ``2.5e7`` here; no grouping (``1000``, never ``1,000``, which is ambiguous).
+    """
+    text = api.format_number(value)
+    if "×10" in text:
+        mantissa, exponent = text.split("×10")
+        text = f"{mantissa}e{exponent.translate(_SUPERSCRIPT_DIGITS)}"
+    return text.replace(".", get_decimal_symbol(_locale()))
 
 
 # Numbers that make sense (issue 19; datagen refuses the same, datagen/series/serializers.py):

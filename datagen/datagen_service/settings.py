@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS = {
         "and more than 4 x width samples the series is M4-decimated."
     ),
     "VERSION": "1.0.0",
+    # The description also states the limits across fields, with this instance's numbers (series/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "series.schema.describe_limits"],
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the drf-spectacular-sidecar package, served locally: nothing from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
@@ -88,7 +86,6 @@ class _JSONValueField(serializers.Field):
         return value
 
 
-@extend_schema_field(OpenApiTypes.DOUBLE)
 class NumberField(_JSONValueField):
     """A finite JSON number (not a string, not a boolean), optionally > 0."""
 
@@ -127,7 +124,6 @@ class NumberField(_JSONValueField):
         return number
 
 
-@extend_schema_field({"type": "integer", "minimum": 1})
 class WidthField(_JSONValueField):
     """Pixels: a JSON integer in 1..DATAGEN_MAX_WIDTH (read at each request)."""
 
@@ -144,7 +140,6 @@ class WidthField(_JSONValueField):
         return data
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class ExpressionField(_JSONValueField):
     """f(t) compiled by the whitelist compiler; the result is a :class:`Compiled`.
 
@@ -182,6 +177,8 @@ class _RequestSerializer(serializers.Serializer):
 
 
 class ExpressionRequestSerializer(_RequestSerializer):
+    """An expression to check: f(t) alone."""
+
     expression = ExpressionField(help_text="f(t) in the datagen expression language, e.g. 't + 2/t' or 'sin(t)'")
 
     def validate(self, attrs: dict[str, Any]) -> Compiled:
@@ -189,6 +186,8 @@ class ExpressionRequestSerializer(_RequestSerializer):
 
 
 class PointsRequestSerializer(ExpressionRequestSerializer):
+    """A series: f(t) sampled every dt hours over the interval days that end at end."""
+
     interval = NumberField(
         positive=True,
         bounds=INTERVAL_RANGE,

@@ -3,6 +3,8 @@
 - the add form takes numbers as people type them (``.5``; ``0,5`` in Russian) and the
   list shows them for people (``0.5 h (30 min)``; ``0,5 ч (30 мин)``);
 - the list fits 1280x800 without horizontal scrolling, and 1024 px too;
+- the detail page's navigator draws exactly the server's M4 envelope of the whole window
+  (issue 23 point 3), before and after zooming;
 - the detail page's interactive chart of a 10-year, 1-minute series is zoomed with the
   mouse, step by step, down to single minutes: the points are then every sample, and the
   tooltip shows the date and the value f(t) computed here in Python;
@@ -145,11 +147,39 @@ def chart_state(page: Page) -> dict:
     )
 
 
+def assert_navigator_shows(page: Page, envelope: dict) -> None:
+    """The navigator draws exactly the server's M4 envelope of the whole window (issue 23 point 3).
+
+    Read from Highcharts in the page: the navigator series' points *as drawn* (after any data
+    grouping), its type (straight lines: a spline overshoots between points) and its y range.
+    Highstock's default navigator averages pairs of points (data grouping) into a smoother,
+    narrower wave that is not in the data: that fails here.
+    """
+    drawn = page.evaluate(
+        """() => { const chart = document.getElementById('fd-explore-chart').fdChart;
+                   const s = chart.navigator.series[0];
+                   return {type: s.type, grouped: Boolean(s.hasGroupedData),
+                           x: Array.from(s.getColumn('x', true)), y: Array.from(s.getColumn('y', true)),
+                           min: s.yAxis.dataMin, max: s.yAxis.dataMax}; }"""
+    )
+    points = envelope["points"]
+    assert drawn["type"] == "line" and not drawn["grouped"], {k: drawn[k] for k in ("type", "grouped")}
+    assert len(drawn["x"]) == len(points), (
+        f"the navigator draws {len(drawn['x'])} points, the envelope has {len(points)}"
+    )
+    assert drawn["x"] == [p[0] * 1000 for p in points], "the navigator's times are not the envelope's"
+    assert drawn["y"] == [p[1] for p in points], "the navigator's values are not the envelope's"
+    ys = [p[1] for p in points]
+    assert (drawn["min"], drawn["max"]) == (min(ys), max(ys)), "the navigator's range is not the envelope's"
+
+
 @pytest.mark.parametrize("lang", ["en", "ru"], indirect=True)
 def test_zoom_a_ten_year_series_down_to_minutes(ten_years, page: Page, shots, lang):
     sign_in(page)
     change_url = reverse("admin:functions_function_change", args=[ten_years.pk])
-    page.goto(change_url)
+    # The first answer of the points endpoint: the whole window's M4 envelope, as the server sent it.
+    with page.expect_response(lambda r: "/points.json" in r.url and "start=" not in r.url) as first_answer:
+        page.goto(change_url)
     sampling = " ".join(page.locator("div.field-sampling .readonly").inner_text().split())
     assert (
         sampling
@@ -163,6 +193,9 @@ def test_zoom_a_ten_year_series_down_to_minutes(ten_years, page: Page, shots, la
     state = chart_state(page)
     assert state["samples"] == 5_256_001 and state["decimated"] == "1", state
     assert state["points"] <= 4 * state["width"], f"more points than M4 at the plot width: {state}"
+    envelope = first_answer.value.json()
+    assert envelope["decimated"] and envelope["samples"] == 5_256_001, {k: envelope[k] for k in ("samples", "count")}
+    assert_navigator_shows(page, envelope)
     shots(page, "explore-whole")
 
     # Zoom with the mouse: drag across a twelfth of the plot, again and again, down to minutes.
@@ -186,6 +219,7 @@ def test_zoom_a_ten_year_series_down_to_minutes(ten_years, page: Page, shots, la
     state = chart_state(page)
     span = (state["max"] - state["min"]) / 1000
     assert span <= 45 * 60, f"still {span / 60:.0f} minutes shown after zooming: {state}"
+    assert_navigator_shows(page, envelope)  # zoomed in, the navigator still shows the whole window's envelope
     # Every sample of the window, one minute apart: exact values, no decimation.
     assert state["decimated"] == "0", state
     assert state["points"] == state["samples"] >= 10, state

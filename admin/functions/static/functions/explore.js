@@ -129,7 +129,14 @@
       subtitle: { text: box.dataset.subtitle },
       credits: { enabled: false },
       rangeSelector: { enabled: false },
-      navigator: { adaptToUpdatedData: false, series: { data: first.data }, xAxis: { dateTimeLabelFormats: dateLabels } },
+      // The navigator shows the whole window's M4 envelope, the very points of the first answer: no
+      // data grouping (Highstock's default averages pairs of points: a wave that is not in the data)
+      // and straight lines (its default areaspline overshoots between points). Zooms leave it as is.
+      navigator: {
+        adaptToUpdatedData: false,
+        series: { type: "line", data: first.data, dataGrouping: { enabled: false }, lineWidth: 1 },
+        xAxis: { dateTimeLabelFormats: dateLabels },
+      },
       scrollbar: { liveRedraw: false },
       xAxis: {
         type: "datetime",
@@ -170,6 +177,7 @@
       series: [{ type: "line", name: box.dataset.title, data: first.data, lineWidth: 1.5 }],
     });
     box.fdChart = chart; // for people poking at it in the console, and for the browser tests
+    box.fdNavigator = chart.navigator && chart.navigator.series ? chart.navigator.series[0] : null;
     describe(full);
   }
 
