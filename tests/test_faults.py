@@ -102,7 +102,8 @@ class Faults:
                 ids = []
                 for expression, dt, interval in values:
                     cur.execute(
-                        "INSERT INTO functions_function (expression, dt, interval, created_at, state, error, error_code, error_params, trace)"
+                        "INSERT INTO functions_function"
+                        " (expression, dt, interval, created_at, state, error, error_code, error_params, trace)"
                         " VALUES (%s, %s, %s, now(), 'done', '', '', '{}', '{}') RETURNING id",
                         (expression, dt, interval),
                     )

@@ -138,7 +138,8 @@ def make_rows(logged: Logged, expressions: list[str]) -> list[int]:
     ids = []
     for expression in expressions:
         (row,) = logged.query(
-            "INSERT INTO functions_function (expression, dt, interval, created_at, state, error, error_code, error_params, trace)"
+            "INSERT INTO functions_function"
+            " (expression, dt, interval, created_at, state, error, error_code, error_params, trace)"
             " VALUES (%s, 1, 1, now(), 'done', '', '', '{}', '{}') RETURNING id",
             (expression,),
         )

@@ -188,7 +188,8 @@ def make_rows(observed: Observed, expressions: list[str]) -> list[int]:
     ids = []
     for expression in expressions:
         (row,) = observed.query(
-            "INSERT INTO functions_function (expression, dt, interval, created_at, state, error, error_code, error_params, trace)"
+            "INSERT INTO functions_function"
+            " (expression, dt, interval, created_at, state, error, error_code, error_params, trace)"
             " VALUES (%s, 1, 1, now(), 'done', '', '', '{}', '{}') RETURNING id",
             (expression,),
         )
