@@ -143,7 +143,7 @@ const logExport = (request, response) => {
   const runId = validRunId(request.get('X-Run-Id'));
   response.once('close', () => {
     const line = {
-      timestamp: new Date().toISOString(),
+      timestamp: new Date().toISOString().replace('Z', '000Z'), // microseconds, as the Python services write it
       level: response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warning' : 'info',
       logger: 'exporter',
       service: SERVICE,

@@ -672,6 +672,7 @@ NOT_IN_COMPOSE = {
     "DJANGO_STATIC_ROOT": "fixed in the admin image, where collectstatic put the files",
     "PIPELINE_STATUS_REDIS_URL": "defaults to CELERY_RESULT_BACKEND, the compose Redis",
     "DATAGEN_TEST_DB": "test suites only",
+    "LOG_SERVICE": "deploy/run names each process (the compose service's command)",
 }
 
 

@@ -438,15 +438,22 @@ def test_every_log_line_of_a_run_carries_its_run_id(faults):
     ids = faults.make_rows(1)
     faults.refresh(ids)
     run = str(faults.settle(ids, 60)[ids[0]]["run_id"])
-    lines = [
-        line
-        for worker in faults.stack.workers.values()
-        for line in worker.log_path.read_text(errors="replace").splitlines()
-        if run in line
-    ]
+
+    def lines() -> list[str]:
+        return [
+            line
+            for worker in faults.stack.workers.values()
+            for line in worker.log_path.read_text(errors="replace").splitlines()
+            if run in line
+        ]
+
     # Celery's own lines (received, succeeded) name the task, whose id is the run id and the stage.
+    # A stage sends the next one's message before it logs its own success, so persist may store the
+    # row before render's "succeeded" line is written: waited for, briefly.
     for stage in ("points", "render", "persist"):
-        assert any(f"{run}.{stage}" in line and "succeeded" in line for line in lines), stage
+        wait_until(
+            lambda stage=stage: any(f"{run}.{stage}" in line and "succeeded" in line for line in lines()), 10, stage
+        )
 
 
 # ----------------------------------------------------------------------------- the refresh schedule

@@ -434,4 +434,4 @@ def test_structlogs_own_events_take_the_same_path():
     ],
 )
 def test_only_a_run_id_is_taken_from_a_header(value, valid):
-    assert (logs.valid_run_id(value) == value) is valid
+    assert logs.valid_run_id(value) == (value if valid else None)

@@ -40,8 +40,9 @@ Booleans take true/false, 1/0, yes/no, on/off.
 
 The table is checked against :class:`AdminEnv` by ``tests/test_settings.py``. The
 pipeline's own settings (broker, result backend, datagen and exporter URLs,
-chart size) and the log's (LOG_FORMAT, LOG_LEVEL) are in ``pipeline/pipeline/settings.py``; the admin uses them through
-the pipeline package (it sends the chains and asks datagen to check the add form).
+chart size) and the log's (LOG_FORMAT, LOG_LEVEL) are in ``pipeline/pipeline/settings.py``;
+the admin uses them through the pipeline package (it sends the chains and asks datagen
+to check the add form).
 The bootstrap's roles read theirs in ``functions/management/commands/ensure_*_role.py``.
 """
 

@@ -51,6 +51,9 @@ class StageTask(Task):
     """
 
     autoretry_for = (TransientFailure,)
+    # Celery's "succeeded" log line shows the return value: a stage's is the job (points, a
+    # PNG in base64), of which the line keeps this many characters, not Celery's 1024.
+    resultrepr_maxsize = 200
     retry_backoff = settings.RETRY_BACKOFF
     retry_backoff_max = settings.RETRY_BACKOFF_MAX
     retry_jitter = True
