@@ -294,3 +294,49 @@ def test_the_retry_waits_for_retry_after_under_the_one_policy(monkeypatch, retry
         assert 0 <= asked["countdown"] <= backoff_max_at_first_retry
     else:
         assert asked["countdown"] == expected
+
+
+def test_a_failure_travels_to_persist_as_its_code_and_parameters(monkeypatch):
+    """The row's error as data (issue 23): the code, its parameters, the stage, and the retries."""
+    import time
+
+    from pipeline import jobs, status, tasks
+    from pipeline.celery import FIRST_FAILURE_HEADER
+    from pipeline.errors import TransientFailure
+
+    monkeypatch.setattr(status, "begin", lambda *args: status.Begin(superseded=False, deaths=0))
+    monkeypatch.setattr(status, "note", lambda *args: None)
+    where = {"service": "export server", "url": "http://127.0.0.1:7801"}
+
+    def export_server_down(job):
+        raise TransientFailure(
+            "export server at http://127.0.0.1:7801 is unreachable", cause="unreachable", params=where
+        )
+
+    def math_error(job):
+        params = {"reason": "division_by_zero", "detail": "division by zero", "status": 422, "field": "expression"}
+        raise StageFailure("datagen answered HTTP 422: division by zero", cause="math_error", params=params)
+
+    def bug(job):
+        raise KeyError("points")
+
+    job = jobs.new_job(1, "run-1", "t", 1.0, 1.0)
+    task = tasks.render_chart
+    task.push_request(retries=9, headers={FIRST_FAILURE_HEADER: time.time() - 200}, hostname="render@test")
+    try:
+        gave_up = tasks.run_stage(task, "render", job, export_server_down)
+        refused = tasks.run_stage(task, "points", job, math_error)
+        broken = tasks.run_stage(task, "render", job, bug)
+    finally:
+        task.pop_request()
+    assert gave_up["cause"] == "unreachable"
+    assert gave_up["error_params"] == {"stage": "render", **where, "attempts": 10, "retried_for": 200}
+    assert refused["cause"] == "math_error"
+    assert refused["error_params"] == {
+        "stage": "points",
+        "reason": "division_by_zero",
+        "detail": "division by zero",
+        "status": 422,
+        "field": "expression",
+    }
+    assert (broken["cause"], broken["error_params"]) == ("bug", {"stage": "render", "exception": "KeyError"})

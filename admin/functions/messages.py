@@ -79,7 +79,7 @@ CATALOG: dict[str, Promise] = {
     "not_acceptable": gettext_lazy("the requested answer format is not available"),
     "math_error": gettext_lazy("math error: %(reason)s"),
     "timeout": gettext_lazy("the series took longer than %(limit_ms)s ms to compute"),
-    "busy": gettext_lazy("datagen is busy with other large series; try again in %(retry_after)s s"),
+    "busy": gettext_lazy("datagen is busy with other heavy series; try again in %(retry_after)s s"),
     "unavailable": gettext_lazy("datagen's database is unavailable"),
     "not_found": gettext_lazy("no such resource: %(path)s"),
     "internal_error": gettext_lazy("datagen failed; its log has the details"),

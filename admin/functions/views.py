@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.utils import formats
 from django.views.decorators.http import condition
 
 from functions import selectors, series
@@ -174,7 +175,13 @@ def csv_view(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> HttpR
         return HttpResponse(
             render_to_string(
                 "admin/functions/function/csv_refused.html",
-                {"function": function, "message": exc.words, "m4_url": m4_url, "samples": window.samples},
+                {
+                    **model_admin.admin_site.each_context(request),  # the site's header, as every admin page
+                    "function": function,
+                    "message": exc.words,
+                    "m4_url": m4_url,
+                    "samples": formats.number_format(window.samples, force_grouping=True),
+                },
                 request,
             ),
             status=409,

@@ -40,11 +40,13 @@ WORDS = {
         "columns": ["function", "chart", "dt, hours", "interval, days", "processing date"],
         "refresh": "Refresh",
         "go": "Go",
+        "division": "math error: division by zero",
     },
     "ru": {
         "columns": ["функция", "график", "dt, часы", "interval, дни", "дата обработки"],
         "refresh": "Обновить",
         "go": "Выполнить",
+        "division": "ошибка вычисления: деление на ноль",
     },
 }
 
@@ -194,7 +196,7 @@ def test_a_user_walks_the_story_in_a_real_browser(page: Page, shots, lang, seede
     error = row(page, failing).locator("pre.fd-error")
     error.wait_for(timeout=WAIT_SECONDS * 1000)
     assert error.count() == 1, f"no error text in the row of {failing!r}: {row(page, failing).inner_html()}"
-    assert "division by zero" in error.inner_text()
+    assert words["division"] in error.inner_text()
     assert row(page, failing).locator("img").count() == 0, "a failed function shows an image"
     assert processing_date(page, failing) not in ("", "-"), "the failed function has no processing date"
     shots(page, "failed-function")
