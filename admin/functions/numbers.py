@@ -5,6 +5,12 @@
 shown as typed (``1.25`` stays ``1.25``); a long fraction is cut to three
 significant digits. Very large and very small numbers use scientific notation
 (``1.5×10⁷``), never a float's repr.
+
+Typed numbers are read in the reader's notation with Babel (strict): ``1,000.5`` in
+English, ``1 000,5`` in Russian, ``.5`` and ``1e-3`` in both; what English and Russian
+notation read as different numbers (``1,000``) is refused with both readings
+(:func:`parse_number`). A form shows a stored number with the list's digits
+(:func:`format_input`), typeable back.
 """
 
 from __future__ import annotations
