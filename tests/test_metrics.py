@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,24 @@ class Observed:
         if len(up) != 8 or down:
             raise AssertionError(f"{len(up)} targets, down: {down}")
         return True
+
+    def wait_scraped_since(self, moment: float, timeout: float = 30) -> None:
+        """Until every target's latest scrape started after ``moment`` (unix seconds): the counters
+        Prometheus holds are then what each process had at that moment or later, all of them."""
+        try:
+            wait_until(lambda: (self.value("min(timestamp(up))") or 0) > moment, timeout, "every target scraped")
+        except TimeoutError:
+            oldest = self.value("min(timestamp(up))")
+            raise AssertionError(f"a target not scraped since {moment:.3f} (oldest scrape {oldest})") from None
+
+    def wait_answer(self, expr: str, expected: dict, timeout: float = 30) -> dict:
+        """Until the query answers ``expected`` exactly (a counter may be one scrape behind
+        another process's); the answer, or an AssertionError naming the last one."""
+        try:
+            wait_until(lambda: self.promql(expr) == expected, timeout, expr)
+        except TimeoutError:
+            raise AssertionError(f"{expr}: {self.promql(expr)} after {timeout} s, expected {expected}") from None
+        return expected
 
     def wait_value(self, expr: str, expected: float, timeout: float = 30) -> None:
         wait_until(lambda: self.value(expr) == expected, timeout, f"{expr} == {expected} (last {self.value(expr)})")
@@ -235,24 +254,26 @@ def test_a_batch_of_n_rows_with_k_failing_is_counted_exactly_in_a_real_scrape(ob
     assert sorted(state for state, _ in rows.values()) == ["done"] * (N - K) + ["failed"] * K
     assert all("division by zero" in error for state, error in rows.values() if state == "failed"), rows
 
-    # Prometheus scrapes each second: the counters reach the batch's figures, and stay there.
+    # Prometheus scrapes each target every second, each on its own beat: once every target has been
+    # scraped since the batch settled, every counter holds the whole batch (and stays there).
+    o.wait_scraped_since(time.time())
     o.wait_value('sum(pipeline_runs_finished_total{outcome="done"})', N - K)
     o.wait_value('sum(pipeline_runs_finished_total{outcome="failed", cause="math_error"})', K)
-    outcomes = o.promql("sum by (stage, outcome, cause) (pipeline_stage_outcomes_total)")
-    assert outcomes == {  # (Prometheus drops an empty label: a done outcome has no cause)
-        (("outcome", "done"), ("stage", "points")): N - K,
-        (("cause", "math_error"), ("outcome", "failed"), ("stage", "points")): K,
-        (("outcome", "done"), ("stage", "render")): N - K,
-        (("outcome", "done"), ("stage", "persist")): N,
-    }, outcomes
+    outcomes = o.wait_answer(
+        "sum by (stage, outcome, cause) (pipeline_stage_outcomes_total)",
+        {  # (Prometheus drops an empty label: a done outcome has no cause)
+            (("outcome", "done"), ("stage", "points")): N - K,
+            (("cause", "math_error"), ("outcome", "failed"), ("stage", "points")): K,
+            (("outcome", "done"), ("stage", "render")): N - K,
+            (("outcome", "done"), ("stage", "persist")): N,
+        },
+    )
     # Each histogram counted one observation per stage that worked (render: the N - K drawn).
     for metric in ("pipeline_stage_run_seconds_count", "pipeline_stage_wait_seconds_count"):
-        counts = o.promql(f"sum by (stage) ({metric})")
-        assert counts == {
-            (("stage", "points"),): N,
-            (("stage", "render"),): N - K,
-            (("stage", "persist"),): N,
-        }, (metric, counts)
+        o.wait_answer(
+            f"sum by (stage) ({metric})",
+            {(("stage", "points"),): N, (("stage", "render"),): N - K, (("stage", "persist"),): N},
+        )
     # datagen: N requests for points, N - K statements that returned (K raised division by zero).
     assert o.value('sum(datagen_request_seconds_count{view="points", status="200"})') == N - K
     assert o.value('sum(datagen_request_seconds_count{view="points", status="422"})') == K
