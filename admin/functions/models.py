@@ -38,8 +38,9 @@ class Function(models.Model):
     # The error as data (issue 23): its stable code and parameters, which the admin words in the
     # reader's language (functions.messages); ``error`` keeps the English text, and is what an
     # old row (no code) or an unknown code shows.
-    error_code = models.CharField(_("error code"), max_length=40, blank=True, editable=False)
-    error_params = models.JSONField(_("error parameters"), default=dict, blank=True, editable=False)
+    # Database defaults too: rows written by plain SQL (tests, tools) need not name them.
+    error_code = models.CharField(_("error code"), max_length=40, blank=True, default="", db_default="", editable=False)
+    error_params = models.JSONField(_("error parameters"), default=dict, db_default={}, blank=True, editable=False)
     processed_at = models.DateTimeField(_("processing date"), null=True, blank=True, editable=False)
     trace = models.JSONField(_("stage trace"), default=dict, blank=True, editable=False)
 
