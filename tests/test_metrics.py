@@ -275,12 +275,12 @@ def test_a_batch_of_n_rows_with_k_failing_is_counted_exactly_in_a_real_scrape(ob
             {(("stage", "points"),): N, (("stage", "render"),): N - K, (("stage", "persist"),): N},
         )
     # datagen: N requests for points, N - K statements that returned (K raised division by zero).
-    assert o.value('sum(datagen_request_seconds_count{view="points", status="200"})') == N - K
-    assert o.value('sum(datagen_request_seconds_count{view="points", status="422"})') == K
-    assert o.value("sum(datagen_samples_count)") == N - K
-    assert o.value("sum(datagen_statement_seconds_count)") == N - K
+    o.wait_value('sum(datagen_request_seconds_count{view="points", status="200"})', N - K)
+    o.wait_value('sum(datagen_request_seconds_count{view="points", status="422"})', K)
+    o.wait_value("sum(datagen_samples_count)", N - K)
+    o.wait_value("sum(datagen_statement_seconds_count)", N - K)
     # The export servers' own metrics: N - K exports answered 200, spread over both, none in flight.
-    assert o.value('sum(exporter_request_seconds_count{status="200"})') == N - K
+    o.wait_value('sum(exporter_request_seconds_count{status="200"})', N - K)
     assert o.value("sum(exporter_requests_in_flight)") == 0
     assert o.value('sum(exporter_pool_resources{state="max"})') == 2
     assert o.value("sum(pipeline_export_requests_in_flight)") == 0
