@@ -672,6 +672,7 @@ NOT_IN_COMPOSE = {
     "DJANGO_STATIC_ROOT": "fixed in the admin image, where collectstatic put the files",
     "PIPELINE_STATUS_REDIS_URL": "defaults to CELERY_RESULT_BACKEND, the compose Redis",
     "DATAGEN_TEST_DB": "test suites only",
+    "PIPELINE_TLS_CA_FILE": "docker-compose.worker-host.yml sets it (the main host's own workers use their network)",
 }
 
 
