@@ -98,7 +98,9 @@ def test_the_main_host_publishes_only_the_tls_ports(main_host: dict[str, dict[st
 
 def test_rabbitmqs_published_port_is_its_tls_listener(main_host: dict[str, dict[str, Any]]) -> None:
     rabbitmq = main_host["rabbitmq"]
-    conf_host_path = mounts(rabbitmq)["/etc/rabbitmq/conf.d/20-tls.conf"]
+    # tls-install copies it from /tls-in into RabbitMQ's conf.d.
+    assert rabbitmq["environment"]["TLS_CONF_DIR"] == "/etc/rabbitmq/conf.d"
+    conf_host_path = mounts(rabbitmq)["/tls-in/20-tls.conf"]
     conf = dict(
         line.split(" = ", 1)
         for line in (ROOT / conf_host_path).read_text().splitlines()

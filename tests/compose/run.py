@@ -1335,7 +1335,8 @@ def main() -> int:
             log(f"  {service:16s} {seconds:5.1f} s / {lag:5.1f} s")
         slowest = max(lags.items(), key=lambda item: item[1][1])
         timed(f"slowest service after its dependencies ({slowest[0]})", slowest[1][1])
-        check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
+        if ONLY != "two-hosts":  # a single host's start-up time: not what that mode works on
+            check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
         sizing_holds(int(ENV["EXPORTER_REPLICAS"]), int(ENV["RENDER_CONCURRENCY"]))
 
         story(ports, password, flower_auth)

@@ -1,13 +1,9 @@
 #!/bin/bash
 # The official image's environment contract, in short: the default user comes
 # from RABBITMQ_DEFAULT_USER / RABBITMQ_DEFAULT_PASS (used when the node's
-# database is first created). Like the official image, its own settings go to
-# /etc/rabbitmq/conf.d/10-defaults.conf: files mounted beside it (conf.d/20-tls.conf,
-# docker-compose.main-host.yml) add to them and are left as they are (read-only).
+# database is first created).
 set -euo pipefail
 if [ "${1:-}" = "rabbitmq-server" ]; then
-  mkdir -p /etc/rabbitmq/conf.d
-  rm -f /etc/rabbitmq/rabbitmq.conf
   {
     echo "loopback_users = none"
     echo "listeners.tcp.default = 5672"
@@ -17,9 +13,8 @@ if [ "${1:-}" = "rabbitmq-server" ]; then
     echo "default_permissions.configure = .*"
     echo "default_permissions.read = .*"
     echo "default_permissions.write = .*"
-  } > /etc/rabbitmq/conf.d/10-defaults.conf
-  chown -R rabbitmq:rabbitmq /var/lib/rabbitmq
-  chown rabbitmq:rabbitmq /etc/rabbitmq /etc/rabbitmq/conf.d /etc/rabbitmq/conf.d/10-defaults.conf
+  } > /etc/rabbitmq/rabbitmq.conf
+  chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /etc/rabbitmq
   # Logs to the console, as the official image does.
   export RABBITMQ_LOGS=- 
   exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq rabbitmq-server
