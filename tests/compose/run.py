@@ -785,7 +785,8 @@ def tls_material(main_host: str) -> Path:
     ).stdout  # fmt: skip
     check(f"IP Address:{main_host}" in sans, f"the server certificate does not name {main_host}: {sans}")
     check(oct((tls_dir / "ca.key").stat().st_mode & 0o777) == "0o600", "ca.key is readable by others")
-    passed(f"new-env (MAIN_HOST={main_host}): a local CA, a server certificate for {' '.join(sans.split()[3:])}")
+    names = sans.split("\n", 1)[1].strip()
+    passed(f"new-env (MAIN_HOST={main_host}): a local CA, a server certificate for {names}")
     return tls_dir
 
 
@@ -838,7 +839,7 @@ def plaintext_refused(main_host: str, ports: dict[str, int]) -> None:
             attempt()
         except Exception as exc:  # noqa: BLE001 - any failure is the refusal; its text is quoted
             text = str(exc).strip().splitlines()
-            refused[what] = f"{type(exc).__name__}: {text[0][:160] if text else ''}"
+            refused[what] = f"{type(exc).__name__}: {text[0][:240] if text else ''}"
             return
         raise Failed(f"{what}: the main host accepted it")
 
@@ -858,7 +859,7 @@ def plaintext_refused(main_host: str, ports: dict[str, int]) -> None:
         host=main_host, port=pg_port, dbname=ENV.get("POSTGRES_DB", "function_dashboard"),
         user="dashboard", password=ENV["ADMIN_POSTGRES_PASSWORD"], sslmode="disable", connect_timeout=5,
     ).close())  # fmt: skip
-    check("no encryption" in refused["PostgreSQL plaintext"], f"PostgreSQL: {refused['PostgreSQL plaintext']}")
+    check("pg_hba.conf rejects" in refused["PostgreSQL plaintext"], f"PostgreSQL: {refused['PostgreSQL plaintext']}")
     unverified = refused["AMQPS without the CA"]
     check("certificate" in unverified.lower(), f"AMQPS without the CA: {unverified}")
     # The control: the same calls over TLS with the CA succeed (so the refusals are the TLS rule's).
