@@ -951,8 +951,11 @@ def two_hosts(admin: Admin, batch: list[int], ports: dict[str, int]) -> None:
         f"{sorted(rendered_by(result, 'render').keys() & workers)})"
     )
 
-    # 2. The worker host killed (every container, SIGKILL) mid-batch: nothing lost.
+    # 2. The worker host killed (every container, SIGKILL) mid-batch: nothing lost. The main
+    # host's render workers stand still (stopped) until the kill, so that the worker host
+    # holds work when it dies: else the main host may finish a batch this small first.
     at_kill: dict[str, int] = {}
+    compose("stop", "worker-render", timeout=120)
 
     def kill_worker_host() -> None:
         def worker_host_rendered() -> bool:
@@ -962,17 +965,21 @@ def two_hosts(admin: Admin, batch: list[int], ports: dict[str, int]) -> None:
         worker_compose("kill", timeout=60)
         current = rows(batch)
         at_kill["unsettled"] = sum(1 for r in current.values() if r["result_run"] != r["run_id"])
+        at_kill["by_it"] = len(done_on(current, before_kill, workers))
         log(
-            f"killed the worker host ({WORKER_PROJECT}: every container, SIGKILL); "
-            f"{at_kill['unsettled']} of {len(batch)} rows not done yet"
+            f"killed the worker host ({WORKER_PROJECT}: every container, SIGKILL) after it had stored "
+            f"{at_kill['by_it']} rows; {at_kill['unsettled']} of {len(batch)} rows not done yet"
         )
+        compose("start", "worker-render", timeout=120)
 
     before_kill = rows(batch)
     result, took = run("batch with the worker host killed", during=kill_worker_host)
     check(at_kill.get("unsettled", 0) > 0, "the batch had ended before the worker host was killed")
+    # Messages the dead host had taken and not acknowledged, run again by the main host.
+    redelivered = sum(1 for r in result.values() if any(e.get("redelivered") for e in r["trace"].values()))
     passed(
-        f"worker host killed mid-batch ({at_kill['unsettled']} rows still running): all {len(batch)} rows done "
-        f"in {took:.1f} s, none lost"
+        f"worker host killed mid-batch ({at_kill['unsettled']} rows still running, {redelivered} of them "
+        f"redelivered from it): all {len(batch)} rows done in {took:.1f} s, none lost"
     )
     worker_compose("down", "-v", "--timeout", "5", timeout=180)
 
