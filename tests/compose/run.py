@@ -22,8 +22,11 @@ waits for health, then drives the user story over HTTP as a user would:
    docker-compose.worker-host.yml as a second project that reaches them at that address
    and published port (no shared Docker network): plaintext AMQP, Redis and PostgreSQL and
    AMQPS without the CA refused; a batch spread over both hosts (row traces: render and
-   persist worker names, counted per project); the worker host killed mid-batch (every row
-   done); a new worker host joining while a batch runs (it takes work).
+   persist worker names, counted per project); the worker host killed (SIGKILL) mid-batch
+   while it holds work (every row done; its unacknowledged messages redelivered); a new
+   worker host joining while a batch runs (it takes work). In the last two the main host's
+   render workers are stopped until the worker host has taken work: with them, a batch of
+   30 rows is over in seconds, before a worker host dies or a new one has started.
 
 Sizing: EXPORTER_REPLICAS and RENDER_CONCURRENCY come from deploy/compose/new-env
 (deploy/sizing's rule, as a user's .env gets them); the default ``up`` must start
@@ -38,6 +41,7 @@ Settings (environment): COMPOSE_TEST_PROJECT (project name),
 COMPOSE_TEST_KEEP=1 (leave the stack up for a look; `down -v` it yourself),
 COMPOSE_TEST_ARTIFACTS (where container logs go on failure),
 COMPOSE_TEST_WORKER_PROJECT (the worker host's project name, default <project>wh),
+COMPOSE_TEST_MAIN_HOST (the address the worker host dials; default this machine's own),
 COMPOSE_TEST_ONLY=two-hosts (only the login, 29 adds and step 7: to work on step 7).
 """
 
