@@ -6,7 +6,7 @@ help:
 	@echo "make test   install what is missing and run every test on the real services"
 	@echo "make lint   ruff"
 	@echo "make bench  the benchmark scripts"
-	@echo "make compose-test  docker-compose.yml on a real Docker engine (build, up, story, scale, kill, down)"
+	@echo "make compose-test  docker-compose.yml on a real Docker engine (build, up, story, scale, kill, two hosts over TLS, down)"
 
 dev:
 	deploy/dev.sh

@@ -673,6 +673,7 @@ NOT_IN_COMPOSE = {
     "PIPELINE_STATUS_REDIS_URL": "defaults to CELERY_RESULT_BACKEND, the compose Redis",
     "DATAGEN_TEST_DB": "test suites only",
     "LOG_SERVICE": "deploy/run names each process (the compose service's command)",
+    "PIPELINE_TLS_CA_FILE": "docker-compose.worker-host.yml sets it (the main host's own workers use their network)",
 }
 
 

@@ -102,6 +102,9 @@ PARKED_QUEUE = Queue(
 app.conf.update(
     broker_url=settings.BROKER_URL,
     result_backend=settings.RESULT_BACKEND,
+    # TLS (amqps://, rediss://): the server's certificate verified, always (pipeline.settings).
+    broker_use_ssl=settings.broker_tls(settings.BROKER_URL),
+    redis_backend_use_ssl=settings.redis_tls(settings.RESULT_BACKEND) or None,
     broker_connection_retry_on_startup=True,
     # Sending never hangs a request: a broker that does not answer fails the
     # send within seconds (the admin then marks the run failed with the reason).

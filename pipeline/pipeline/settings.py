@@ -31,11 +31,18 @@ Celery int()s both and takes a backoff of 0 as none at all (every retry would wa
 | PIPELINE_SWEEP_EVERY          | 60                                   | seconds between two sweeps |
 | PIPELINE_SCHEDULE_EVERY       | 10                                   | seconds between two schedule ticks |
 | PIPELINE_STATUS_TTL           | 86400                                | s a live stage lives in Redis |
+| PIPELINE_TLS_CA_FILE          | (empty: the system's CAs)            | CA verifying amqps:// and rediss:// servers |
 | METRICS_PORT                  | 0                                    | a worker's Prometheus /metrics port (0: off) |
 | METRICS_HOST                  | 127.0.0.1                            | the address /metrics listens on |
 | LOG_FORMAT                    | json                                 | json (one object per line) or console (text) |
 | LOG_LEVEL                     | INFO                                 | the admin's log level (gunicorn, Django) |
 | LOG_SERVICE                   | (empty)                              | `service` of each line (deploy/run sets it) |
+
+TLS (README, Adding a worker host): a broker URL ``amqps://...`` and a Redis URL
+``rediss://...`` are connected to over TLS with the server's certificate verified, always:
+signed by PIPELINE_TLS_CA_FILE's CA (or the system's) and naming the URL's host
+(:func:`broker_tls`, :func:`redis_tls`; pipeline.celery and pipeline.status use them). A
+``rediss://`` URL that asks for less (``ssl_cert_reqs=none`` or ``optional``) is refused.
 
 The table is checked against :class:`PipelineEnv` by ``tests/test_settings.py``.
 The Celery processes (workers, beat) log at their ``--loglevel`` (deploy/run: CELERY_LOG_LEVEL);
@@ -44,7 +51,9 @@ the log's lines and fields are described in :mod:`pipeline.logs`.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticUseDefault
@@ -121,6 +130,12 @@ class PipelineEnv(EnvSettings):
         86400, ge=1, description="seconds a live stage lives in Redis; how long the list shows a batch"
     )
 
+    pipeline_tls_ca_file: str = Field(
+        "",
+        description="CA certificate file (PEM) that verifies the TLS certificates of an amqps:// broker and a "
+        "rediss:// Redis; empty = the system's CAs",
+    )
+
     metrics_port: int = Field(0, ge=0, le=65535, description="a worker's Prometheus /metrics port (0: off)")
     metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on")
 
@@ -138,6 +153,19 @@ class PipelineEnv(EnvSettings):
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"LOG_LEVEL = {value!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value.upper()
+
+    @field_validator("celery_result_backend", "pipeline_status_redis_url")
+    @classmethod
+    def _rediss_verifies(cls, value: str, info: ValidationInfo) -> str:
+        """A ``rediss://`` URL is verified: one that turns verification down is refused."""
+        if value.startswith("rediss://"):
+            asked = parse_qs(urlsplit(value).query).get("ssl_cert_reqs", ["required"])
+            if any(item.lower() not in {"required", "cert_required"} for item in asked):
+                raise ValueError(
+                    f"{(info.field_name or '').upper()}: a rediss:// URL must verify the server "
+                    f"(ssl_cert_reqs=required, the default here), not ssl_cert_reqs={asked[0]}"
+                )
+        return value
 
     @field_validator("pipeline_retry_backoff", "pipeline_retry_backoff_max", mode="before")
     @classmethod
@@ -192,6 +220,7 @@ STATUS_TTL = ENV.pipeline_status_ttl
 FANOUT_OVER = ENV.pipeline_fanout_over
 SWEEP_EVERY = ENV.pipeline_sweep_every
 SCHEDULE_EVERY = ENV.pipeline_schedule_every
+TLS_CA_FILE = ENV.pipeline_tls_ca_file or None
 METRICS_PORT = ENV.metrics_port
 METRICS_HOST = ENV.metrics_host
 LOG_FORMAT = ENV.log_format
@@ -202,3 +231,22 @@ LOG_SERVICE = ENV.log_service
 POINTS_QUEUE = "points"
 RENDER_QUEUE = "render"
 PERSIST_QUEUE = "persist"
+
+
+def broker_tls(url: str = BROKER_URL) -> dict[str, Any] | None:
+    """Celery's ``broker_use_ssl`` for ``url``: for ``amqps://``, the broker's certificate is
+    required, verified against PIPELINE_TLS_CA_FILE (or the system's CAs) and must name the
+    URL's host (kombu fills ``server_hostname`` in); None for a plaintext ``amqp://``."""
+    if urlsplit(url).scheme != "amqps":
+        return None
+    return {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": TLS_CA_FILE, "server_hostname": None}
+
+
+def redis_tls(url: str) -> dict[str, Any]:
+    """redis-py's TLS options for ``url`` (Celery's ``redis_backend_use_ssl``, the status
+    client's): for ``rediss://``, the certificate is required, verified against
+    PIPELINE_TLS_CA_FILE (or the system's CAs) and must name the URL's host; empty for
+    a plaintext ``redis://``."""
+    if urlsplit(url).scheme != "rediss":
+        return {}
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": TLS_CA_FILE, "ssl_check_hostname": True}

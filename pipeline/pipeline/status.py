@@ -107,6 +107,7 @@ def client() -> redis.Redis:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
+        **settings.redis_tls(settings.STATUS_REDIS_URL),
     )
 
 

@@ -15,7 +15,18 @@ waits for health, then drives the user story over HTTP as a user would:
    from two containers: without ``DJANGO_TRUSTED_PROXIES`` an attacker locks the
    administrator out (they share the proxy's address); with it, only itself, even forging
    ``X-Forwarded-For``; a forged header sent straight to the admin is not believed;
-6. ``down -v`` leaves no container, volume or network behind (also on failure).
+6. ``down -v`` leaves no container, volume or network behind (also on failure);
+7. two hosts (README, Adding a worker host): docker-compose.main-host.yml added to the
+   stack (RabbitMQ, Redis, PostgreSQL published over TLS only, with the certificate
+   ``MAIN_HOST=<this machine's address> deploy/compose/new-env`` issues) and
+   docker-compose.worker-host.yml as a second project that reaches them at that address
+   and published port (no shared Docker network): plaintext AMQP, Redis and PostgreSQL and
+   AMQPS without the CA refused; a batch spread over both hosts (row traces: render and
+   persist worker names, counted per project); the worker host killed (SIGKILL) mid-batch
+   while it holds work (every row done; its unacknowledged messages redelivered); a new
+   worker host joining while a batch runs (it takes work). In the last two the main host's
+   render workers are stopped until the worker host has taken work: with them, a batch of
+   30 rows is over in seconds, before a worker host dies or a new one has started.
 
 Sizing: EXPORTER_REPLICAS and RENDER_CONCURRENCY come from deploy/compose/new-env
 (deploy/sizing's rule, as a user's .env gets them); the default ``up`` must start
@@ -28,7 +39,10 @@ COMPOSE_TEST_BASE_IMAGES, written by tests/compose/standins/build.sh) and the
 timings (build, up-to-healthy, add-to-chart, batches). Every wait is bounded.
 Settings (environment): COMPOSE_TEST_PROJECT (project name),
 COMPOSE_TEST_KEEP=1 (leave the stack up for a look; `down -v` it yourself),
-COMPOSE_TEST_ARTIFACTS (where container logs go on failure).
+COMPOSE_TEST_ARTIFACTS (where container logs go on failure),
+COMPOSE_TEST_WORKER_PROJECT (the worker host's project name, default <project>wh),
+COMPOSE_TEST_MAIN_HOST (the address the worker host dials; default this machine's own),
+COMPOSE_TEST_ONLY=two-hosts (only the login, 29 adds and step 7: to work on step 7).
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,6 +72,7 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "fdcomposetest")
+ONLY = os.environ.get("COMPOSE_TEST_ONLY", "")
 ARTIFACTS = Path(os.environ.get("COMPOSE_TEST_ARTIFACTS", "/tmp/fd-compose-test"))
 TIMINGS: list[tuple[str, float]] = []
 START = time.monotonic()
@@ -171,9 +187,9 @@ def docker(*args: str, timeout: float = 60) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True).stdout
 
 
-def containers(all_: bool = False) -> list[dict[str, Any]]:
-    """`docker inspect` of this project's containers."""
-    args = ["ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
+def containers(all_: bool = False, project: str = PROJECT) -> list[dict[str, Any]]:
+    """`docker inspect` of this project's containers (or another project's: the worker host)."""
+    args = ["ps", "-q", "--filter", f"label=com.docker.compose.project={project}"]
     ids = docker(*(args + ["-a"] if all_ else args)).split()
     return json.loads(docker("inspect", *ids)) if ids else []
 
@@ -182,7 +198,7 @@ def service_of(container: dict[str, Any]) -> str:
     return container["Config"]["Labels"]["com.docker.compose.service"]
 
 
-def wait_healthy(timeout: float, command: subprocess.Popen | None = None) -> dict[str, float]:
+def wait_healthy(timeout: float, command: subprocess.Popen | None = None, project: str = PROJECT) -> dict[str, float]:
     """Wait until every container is healthy (bootstrap: exited 0) and `command` (an `up`) has
     ended; seconds from now to each container's first healthy poll."""
     started = time.monotonic()
@@ -192,7 +208,7 @@ def wait_healthy(timeout: float, command: subprocess.Popen | None = None) -> dic
         if command is not None and command.poll() not in (None, 0):
             raise Fatal(f"`up` exited {command.returncode}: {command.stderr.read()[-3000:]}")
         pending = [] if command is None or command.poll() == 0 else ["`up` itself"]
-        for container in containers(all_=True):
+        for container in containers(all_=True, project=project):
             name = container["Name"].lstrip("/")
             state = container["State"]
             if service_of(container) == "bootstrap":
@@ -552,10 +568,31 @@ def one_run_in_the_logs(pk: int) -> None:
     passed(f"the run of row {pk} in the logs (README's commands): {dict(sorted(services.items()))}")
 
 
+def add_batch(admin: Admin) -> list[int]:
+    """29 adds over HTTP (each waits for its chart); the ids of every row not failed."""
+    presets = ["t + 2/t", "sin(t)"]
+    started = time.monotonic()
+    durations = []
+    for i in range(29):
+        one = time.monotonic()
+        response = admin.add(presets[i % 2], dt=str(1 + i % 3), interval=str(1 + i % 2))
+        durations.append(time.monotonic() - one)
+        check(response.status_code == 200, f"add #{i}: {response.status_code}")
+    timed("add-to-list, median of 29 adds (the admin waits for each chart)", sorted(durations)[14])
+    batch = [int(r[0]) for r in psql("SELECT id FROM functions_function WHERE state <> 'failed' ORDER BY id")]
+    wait_until("the added rows", lambda: settled(batch), 120, poll=0.5)
+    timed(f"29 adds over HTTP (each waits for its chart; {len(batch)} rows)", time.monotonic() - started)
+
+    return batch
+
+
 def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     admin = Admin(f"http://127.0.0.1:{ports['ADMIN_HOST_PORT']}")
     admin.login("admin", password)
     passed("logged in to the admin")
+    if ONLY == "two-hosts":  # to work on the worker host's checks alone
+        two_hosts(admin, add_batch(admin), ports)
+        return
 
     # Add a preset: the admin waits for the chart, then the list shows it.
     started = time.monotonic()
@@ -652,18 +689,7 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     exporters = {c["Name"] for c in containers() if service_of(c) == "exporter"}
     check(len(render_workers) == 3 and len(exporters) == scaled, f"scaled to {render_workers} / {exporters}")
     passed(f"--scale exporter={scaled} overrides deploy.replicas (EXPORTER_REPLICAS={replicas})")
-    presets = ["t + 2/t", "sin(t)"]
-    started = time.monotonic()
-    durations = []
-    for i in range(29):
-        one = time.monotonic()
-        response = admin.add(presets[i % 2], dt=str(1 + i % 3), interval=str(1 + i % 2))
-        durations.append(time.monotonic() - one)
-        check(response.status_code == 200, f"add #{i}: {response.status_code}")
-    timed("add-to-list, median of 29 adds (the admin waits for each chart)", sorted(durations)[14])
-    batch = [int(r[0]) for r in psql("SELECT id FROM functions_function WHERE state <> 'failed' ORDER BY id")]
-    wait_until("the added rows", lambda: settled(batch), 120, poll=0.5)
-    timed(f"29 adds over HTTP (each waits for its chart; {len(batch)} rows)", time.monotonic() - started)
+    batch = add_batch(admin)
 
     def run_batch(name: str, during: Callable[[], None] | None = None) -> dict[int, dict[str, Any]]:
         before = rows(batch)
@@ -713,6 +739,319 @@ def story(ports: dict[str, int], password: str, flower_auth: str) -> None:
     passed(f"no secret's value appears in any container's log ({len(SECRETS)} secrets)")
 
     lockout_behind_the_proxy(password)
+
+    two_hosts(admin, batch, ports)
+
+
+# ----------------------------------------------------------------------------- a worker host
+
+
+# The worker host: docker-compose.worker-host.yml as a second compose project on this engine.
+# It shares no Docker network with the main host: it reaches the main host's RabbitMQ, Redis
+# and PostgreSQL at MAIN_HOST (this machine's own address) and their published TLS ports,
+# as another machine would.
+WORKER_PROJECT = os.environ.get("COMPOSE_TEST_WORKER_PROJECT", f"{PROJECT}wh")
+WORKER_FILES = ["-f", str(ROOT / "docker-compose.worker-host.yml")]
+if os.environ.get("COMPOSE_TEST_BUILD_HOST_NETWORK", "1") == "1":
+    WORKER_FILES += ["-f", str(HERE / "worker-host.test.yml")]
+MAIN_HOST_FILE = ROOT / "docker-compose.main-host.yml"
+TLS_PORTS = ["RABBITMQ_TLS_HOST_PORT", "REDIS_TLS_HOST_PORT", "POSTGRES_TLS_HOST_PORT"]
+WORKER_ENV_FILE = ARTIFACTS / "worker-host.env"
+
+
+def host_address() -> str:
+    """This machine's address on its network (not loopback): what a worker host dials."""
+    override = os.environ.get("COMPOSE_TEST_MAIN_HOST")
+    if override:
+        return override
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("192.0.2.123", 9))  # no packet is sent: only the route is looked up
+        address = sock.getsockname()[0]
+    check(not address.startswith("127."), f"no address of this machine besides loopback: {address}")
+    return address
+
+
+def worker_compose(*args: str, timeout: float = 300, check_rc: bool = True) -> str:
+    """docker-compose.worker-host.yml under WORKER_PROJECT, with only its own env file:
+    none of the main host's settings leak in from this process's environment."""
+    command = [
+        *COMPOSE, "-p", WORKER_PROJECT, "--project-directory", str(ROOT),
+        "--env-file", str(WORKER_ENV_FILE), *WORKER_FILES, *args,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in {*SECRETS, "MAIN_HOST", *TLS_PORTS, "TLS_DIR"}}
+    env["COMPOSE_PROJECT_NAME"] = WORKER_PROJECT
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    if check_rc and result.returncode != 0:
+        raise Failed(
+            f"{shlex.join(command)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+def remove_project(project: str) -> None:
+    """Every container, network and volume of a project, by its label (no compose file needed:
+    the worker host's needs settings an early failure may not have written yet)."""
+    label = f"label=com.docker.compose.project={project}"
+    for kind, listing, removal in (
+        ("container", ["ps", "-aq"], ["rm", "-f", "-v"]),
+        ("network", ["network", "ls", "-q"], ["network", "rm"]),
+        ("volume", ["volume", "ls", "-q"], ["volume", "rm", "-f"]),
+    ):
+        found = docker(*listing, "--filter", label).split()
+        if found:
+            subprocess.run(["docker", *removal, *found], capture_output=True, timeout=120, check=False)
+            log(f"removed {len(found)} {kind}(s) of {project}")
+
+
+def tls_material(main_host: str) -> Path:
+    """deploy/compose/new-env with MAIN_HOST: a local CA, the main host's certificate and the
+    worker host's env file (written with this run's secrets, which the scratch file holds)."""
+    tls_dir = ARTIFACTS / "tls"
+    shutil.rmtree(tls_dir, ignore_errors=True)
+    scratch = ARTIFACTS / "main-host.env"
+    scratch.write_text("".join(f"{name}={ENV[name]}\n" for name in SECRETS))
+    try:
+        result = subprocess.run(
+            [str(ROOT / "deploy" / "compose" / "new-env"), str(scratch)],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**ENV, "MAIN_HOST": main_host, "TLS_DIR": str(tls_dir)},
+        )  # fmt: skip
+    finally:
+        scratch.unlink(missing_ok=True)
+    check(result.returncode == 0, f"MAIN_HOST=... new-env exited {result.returncode}: {result.stderr[-800:]}")
+    sans = subprocess.run(
+        ["openssl", "x509", "-in", str(tls_dir / "server.crt"), "-noout", "-ext", "subjectAltName"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    check(f"IP Address:{main_host}" in sans, f"the server certificate does not name {main_host}: {sans}")
+    check(oct((tls_dir / "ca.key").stat().st_mode & 0o777) == "0o600", "ca.key is readable by others")
+    names = sans.split("\n", 1)[1].strip()
+    passed(f"new-env (MAIN_HOST={main_host}): a local CA, a server certificate for {names}")
+    return tls_dir
+
+
+def rendered_by(result: dict[int, dict[str, Any]], stage: str) -> Counter:
+    """Rows whose `stage` ran on each worker node's host name (the container's hostname)."""
+    return Counter(r["trace"][stage]["worker"].split("@")[-1] for r in result.values() if stage in r["trace"])
+
+
+def done_on(current: dict[int, dict[str, Any]], before: dict[int, dict[str, Any]], workers: set[str]) -> list[int]:
+    """Rows whose new run (not the one in `before`) is stored, rendered by one of `workers`."""
+    return [
+        pk
+        for pk, r in current.items()
+        if r["run_id"] != before[pk]["run_id"]
+        and r["result_run"] == r["run_id"]
+        and r["trace"].get("render", {}).get("worker", "").split("@")[-1] in workers
+    ]
+
+
+def hostnames(project: str, service: str | None = None) -> set[str]:
+    return {
+        c["Config"]["Hostname"]
+        for c in containers(all_=True, project=project)
+        if service is None or service_of(c) == service
+    }
+
+
+def plaintext_refused(main_host: str, ports: dict[str, int]) -> None:
+    """What a worker host dials is TLS only: plaintext to each published port fails, the
+    plaintext ports are not published, and TLS without the CA fails verification."""
+    import kombu
+    import psycopg2
+    import redis
+
+    published = {
+        service_of(c): sorted((c["NetworkSettings"]["Ports"] or {}).items())
+        for c in containers()
+        if service_of(c) in {"rabbitmq", "redis", "postgres"}
+    }
+    for service, entries in published.items():
+        bound = {target for target, hosts in entries if hosts}
+        expected = {"rabbitmq": {"5671/tcp"}, "redis": {"6380/tcp"}, "postgres": {"5432/tcp"}}[service]
+        check(bound == expected, f"{service} publishes {bound}, expected only {expected}")
+    user, password = ENV.get("RABBITMQ_USER", "dashboard"), ENV["RABBITMQ_PASSWORD"]
+    amqp_port, redis_port, pg_port = (ports[name] for name in TLS_PORTS)
+    refused: dict[str, str] = {}
+
+    def refuse(what: str, attempt: Callable[[], object]) -> None:
+        try:
+            attempt()
+        except Exception as exc:  # noqa: BLE001 - any failure is the refusal; its text is quoted
+            text = str(exc).strip().splitlines()
+            refused[what] = f"{type(exc).__name__}: {text[0][:240] if text else ''}"
+            return
+        raise Failed(f"{what}: the main host accepted it")
+
+    def amqp(url: str, **options: Any) -> None:
+        with kombu.Connection(url, connect_timeout=5, **options) as connection:
+            connection.ensure_connection(max_retries=1)
+
+    refuse("AMQP plaintext", lambda: amqp(f"amqp://{user}:{password}@{main_host}:{amqp_port}//"))
+    refuse("AMQPS without the CA", lambda: amqp(
+        f"amqps://{user}:{password}@{main_host}:{amqp_port}//",
+        ssl={"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": main_host},
+    ))  # fmt: skip
+    refuse("Redis plaintext", lambda: redis.Redis(
+        host=main_host, port=redis_port, password=ENV["REDIS_PASSWORD"], socket_timeout=5
+    ).ping())  # fmt: skip
+    refuse("PostgreSQL plaintext", lambda: psycopg2.connect(
+        host=main_host, port=pg_port, dbname=ENV.get("POSTGRES_DB", "function_dashboard"),
+        user="dashboard", password=ENV["ADMIN_POSTGRES_PASSWORD"], sslmode="disable", connect_timeout=5,
+    ).close())  # fmt: skip
+    check("pg_hba.conf rejects" in refused["PostgreSQL plaintext"], f"PostgreSQL: {refused['PostgreSQL plaintext']}")
+    unverified = refused["AMQPS without the CA"]
+    check("certificate" in unverified.lower(), f"AMQPS without the CA: {unverified}")
+    # The control: the same calls over TLS with the CA succeed (so the refusals are the TLS rule's).
+    ca = str(ARTIFACTS / "tls" / "ca.crt")
+    verified = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": ca, "server_hostname": main_host}
+    amqp(f"amqps://{user}:{password}@{main_host}:{amqp_port}//", ssl=verified)
+    tls_redis = redis.Redis(
+        host=main_host, port=redis_port, password=ENV["REDIS_PASSWORD"], socket_timeout=5,
+        ssl=True, ssl_cert_reqs="required", ssl_ca_certs=ca,
+    )  # fmt: skip
+    check(tls_redis.ping(), "Redis over TLS with the CA")
+    psycopg2.connect(
+        host=main_host, port=pg_port, dbname=ENV.get("POSTGRES_DB", "function_dashboard"), user="dashboard",
+        password=ENV["ADMIN_POSTGRES_PASSWORD"], sslmode="verify-full", sslrootcert=ca, connect_timeout=5,
+    ).close()  # fmt: skip
+    for what, why in refused.items():
+        log(f"  refused: {what} -> {why}")
+    passed(
+        f"main host {main_host}: only the TLS ports are published (AMQPS {amqp_port}, Redis {redis_port}, "
+        f"PostgreSQL {pg_port}); refused: {', '.join(refused)}; the same over TLS with the CA connect"
+    )
+
+
+def two_hosts(admin: Admin, batch: list[int], ports: dict[str, int]) -> None:
+    """The main host (docker-compose.main-host.yml added) and a worker host as two projects."""
+    main_host = host_address()
+    tls_dir = tls_material(main_host)
+    choose_ports(ports, TLS_PORTS)
+    ENV.update({"MAIN_HOST_PUBLISH_IP": main_host, "TLS_DIR": str(tls_dir)})
+    FILES.extend(["-f", str(MAIN_HOST_FILE)])
+    started = time.monotonic()
+    compose("up", "-d", "--no-build", timeout=300)
+    wait_healthy(240)
+    timed("main host: docker-compose.main-host.yml added (TLS published), healthy", time.monotonic() - started)
+    # The worker host of this test is a small one (one export server, two render processes):
+    # both "hosts" share this machine's cores. A real one runs new-env --sizing-only.
+    sizing = {"EXPORTER_REPLICAS": "1", "RENDER_CONCURRENCY": "2"}
+    WORKER_ENV_FILE.write_text(
+        (tls_dir / "worker-host.env").read_text()
+        + "".join(f"{name}={ports[name]}\n" for name in TLS_PORTS)
+        + f"TLS_DIR={tls_dir}\n"
+        + "".join(f"{name}={value}\n" for name, value in sizing.items())
+    )
+    WORKER_ENV_FILE.chmod(0o600)
+    plaintext_refused(main_host, ports)
+
+    def worker_host_up(name: str) -> float:
+        started = time.monotonic()
+        worker_compose("up", "-d", "--build", timeout=1800)
+        wait_healthy(240, project=WORKER_PROJECT)
+        took = time.monotonic() - started
+        timed(name, took)
+        return took
+
+    def run(name: str, during: Callable[[], None] | None = None) -> tuple[dict[int, dict[str, Any]], float]:
+        before = rows(batch)
+        started = time.monotonic()
+        admin.refresh(batch)
+        if during:
+            during()
+
+        def new_and_settled() -> dict[int, dict[str, Any]] | None:
+            current = settled(batch)
+            return current if current and all(current[p]["run_id"] != before[p]["run_id"] for p in batch) else None
+
+        result = wait_until(f"{name}: every row refreshed", new_and_settled, 300, poll=0.5)
+        took = time.monotonic() - started
+        timed(f"{name}: {len(batch)} rows", took)
+        not_done = {p: r["error"] for p, r in result.items() if r["state"] != "done"}
+        check(not not_done, f"{name}: rows not done: {not_done}")
+        return result, took
+
+    def per_host(result: dict[int, dict[str, Any]], stage: str, workers: set[str]) -> tuple[int, int]:
+        counts = rendered_by(result, stage)
+        on_worker_host = sum(n for host, n in counts.items() if host in workers)
+        return sum(counts.values()) - on_worker_host, on_worker_host
+
+    # 1. Spread: one batch over both hosts (the row traces name the workers).
+    worker_host_up("worker host up (build from cache, TLS to the main host), healthy")
+    workers = hostnames(WORKER_PROJECT)
+    main_workers = hostnames(PROJECT)
+    check(not workers & main_workers, "the two projects share a host name")
+    result, _ = run("batch over both hosts")
+    render, persist = per_host(result, "render", workers), per_host(result, "persist", workers)
+    check(render[0] and render[1], f"renders per host (main, worker host): {render}")
+    passed(
+        f"batch spread over both hosts: renders main {render[0]} / worker host {render[1]}, persists main "
+        f"{persist[0]} / worker host {persist[1]} ({len(batch)} rows; worker host nodes "
+        f"{sorted(rendered_by(result, 'render').keys() & workers)})"
+    )
+
+    # 2. The worker host killed (every container, SIGKILL) mid-batch: nothing lost. The main
+    # host's render workers stand still (stopped) until the kill, so that the worker host
+    # holds work when it dies: else the main host may finish a batch this small first.
+    at_kill: dict[str, int] = {}
+    compose("stop", "worker-render", timeout=120)
+
+    def kill_worker_host() -> None:
+        def worker_host_rendered() -> bool:
+            return bool(done_on(rows(batch), before_kill, workers))
+
+        wait_until("the worker host to take a row of the batch", worker_host_rendered, 60, poll=0.1)
+        worker_compose("kill", timeout=60)
+        current = rows(batch)
+        at_kill["unsettled"] = sum(1 for r in current.values() if r["result_run"] != r["run_id"])
+        at_kill["by_it"] = len(done_on(current, before_kill, workers))
+        log(
+            f"killed the worker host ({WORKER_PROJECT}: every container, SIGKILL) after it had stored "
+            f"{at_kill['by_it']} rows; {at_kill['unsettled']} of {len(batch)} rows not done yet"
+        )
+        compose("start", "worker-render", timeout=120)
+
+    before_kill = rows(batch)
+    result, took = run("batch with the worker host killed", during=kill_worker_host)
+    check(at_kill.get("unsettled", 0) > 0, "the batch had ended before the worker host was killed")
+    # Messages the dead host had taken and not acknowledged, run again by the main host.
+    redelivered = sum(1 for r in result.values() if any(e.get("redelivered") for e in r["trace"].values()))
+    passed(
+        f"worker host killed mid-batch ({at_kill['unsettled']} rows still running, {redelivered} of them "
+        f"redelivered from it): all {len(batch)} rows done in {took:.1f} s, none lost"
+    )
+    worker_compose("down", "-v", "--timeout", "5", timeout=180)
+
+    # 3. A worker host joins while a batch runs and takes work. The main host's render
+    # workers stand still (stopped) until it has: else a batch this small is over before a
+    # new host has started its Chromium.
+    compose("stop", "worker-render", timeout=120)
+    joined: dict[str, float] = {}
+
+    def join() -> None:
+        joined["took"] = worker_host_up("worker host joining during the batch: up to healthy")
+        new = hostnames(WORKER_PROJECT)
+        joined["workers"] = len(new)
+        workers.clear()
+        workers.update(new)
+
+        def took_work() -> bool:
+            return bool(done_on(rows(batch), before_join, workers))
+
+        wait_until("the joining worker host to take work", took_work, 120, poll=0.2)
+        compose("start", "worker-render", timeout=120)
+
+    before_join = rows(batch)
+    result, took = run("batch joined by a worker host", during=join)
+    render = per_host(result, "render", workers)
+    check(render[1] > 0, f"the joining worker host rendered nothing: {render}")
+    passed(
+        f"a worker host joined while the batch ran ({joined['took']:.0f} s to healthy) and took work: renders "
+        f"worker host {render[1]} / main {render[0]}; all {len(batch)} rows done"
+    )
+    worker_compose("down", "-v", "--timeout", "5", timeout=180)
+    check(not leftovers(WORKER_PROJECT), f"the worker host left {leftovers(WORKER_PROJECT)}")
 
 
 # One login from inside a container (stdlib only): GET the form, POST the password;
@@ -933,7 +1272,7 @@ def beat_is_alive_and_ticking() -> None:
 
 def save_logs() -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for container in containers(all_=True):
+    for container in containers(all_=True) + containers(all_=True, project=WORKER_PROJECT):
         name = container["Name"].lstrip("/")
         logs = subprocess.run(
             ["docker", "logs", "--tail", "300", name], capture_output=True, text=True, timeout=30, check=False
@@ -943,8 +1282,8 @@ def save_logs() -> None:
     log(f"container logs saved under {ARTIFACTS}")
 
 
-def leftovers() -> list[str]:
-    label = f"label=com.docker.compose.project={PROJECT}"
+def leftovers(project: str = PROJECT) -> list[str]:
+    label = f"label=com.docker.compose.project={project}"
     found = []
     for kind in ("container", "volume", "network"):
         args = [kind, "ls", "-q", "--filter", label] + (["-a"] if kind == "container" else [])
@@ -990,6 +1329,7 @@ def main() -> int:
     log(f"compose: {' '.join(COMPOSE)} {version}; project {PROJECT}; published ports {ports}")
     ok = False
     try:
+        remove_project(WORKER_PROJECT)
         leftover = leftovers()
         if leftover:
             log(f"removing what an earlier run left: {len(leftover)} objects")
@@ -1043,7 +1383,8 @@ def main() -> int:
             log(f"  {service:16s} {seconds:5.1f} s / {lag:5.1f} s")
         slowest = max(lags.items(), key=lambda item: item[1][1])
         timed(f"slowest service after its dependencies ({slowest[0]})", slowest[1][1])
-        check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
+        if ONLY != "two-hosts":  # a single host's start-up time: not what that mode works on
+            check(slowest[1][1] <= 60, f"{slowest[0]} took {slowest[1][1]:.0f} s after its dependencies (target ~30 s)")
         sizing_holds(int(ENV["EXPORTER_REPLICAS"]), int(ENV["RENDER_CONCURRENCY"]))
 
         story(ports, password, flower_auth)
@@ -1060,8 +1401,9 @@ def main() -> int:
         else:
             started = time.monotonic()
             PROFILES[:] = ["--profile", "ops"]  # the ops services' containers too
+            remove_project(WORKER_PROJECT)
             compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=300, check_rc=False)
-            left = leftovers()
+            left = leftovers() + leftovers(WORKER_PROJECT)
             timed("down -v", time.monotonic() - started)
             if left:
                 log(f"FAILED: down -v left {left}")
