@@ -15,7 +15,7 @@ python -m tests.bench_confirms
 say "pipeline: bulk refresh vs the export servers alone, add-to-chart by stage"
 python -m tests.bench_pipeline "$@"
 
-say "metrics: the whole stack's CPU per chart with the metrics off and on (scraped every second)"
+say "metrics: the whole stack's CPU per chart with the metrics off and on (scraped as make dev's Prometheus does)"
 python -m tests.bench_pipeline --metrics-cost 200
 
 say "schedule: the dispatcher's tick at 10,000 scheduled rows (CELERY_BEAT_PYTHON: also django-celery-beat's)"
