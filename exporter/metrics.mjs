@@ -1,12 +1,12 @@
 // Prometheus metrics of one export server, on a port of their own (METRICS_PORT in
 // deploy/run, EXPORTER_METRICS_PORT here; unset or 0: off), so the export port keeps
 // its two routes (server.mjs). Read at each scrape: the requests in flight and their
-// time, the package's page pool and its export counters, node's own process figures.
+// time, the server's pages and its export counters (from whichever server registered
+// them with setPoolSource: server.mjs, or stock.mjs for the package's pool), node's own
+// process figures.
 import http from 'node:http';
 
 import client from 'prom-client';
-
-import { getPoolInfoJSON, stats } from './node_modules/highcharts-export-server/lib/pool.js';
 
 const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'exporter_' });
@@ -25,13 +25,17 @@ const requestSeconds = new client.Histogram({
   registers: [registry]
 });
 
-const poolInfo = () => {
-  try {
-    return getPoolInfoJSON();
-  } catch {
-    return null; // the pool is not created yet
-  }
+let poolSource = () => ({ info: null, stats: {} });
+
+/**
+ * Where the pages and export counters are read at each scrape: `source()` returns
+ * `{info: {available, used, pending, max} | null, stats: {performedExports, ...}}`.
+ */
+export const setPoolSource = (source) => {
+  poolSource = source;
 };
+
+const poolInfo = () => poolSource().info;
 
 new client.Gauge({
   name: 'exporter_pool_resources',
@@ -56,11 +60,12 @@ const OUTCOMES = {
 
 new client.Counter({
   name: 'exporter_pool_exports_total',
-  help: "The package's export counters since start, by outcome",
+  help: 'Export counters since start, by outcome',
   labelNames: ['outcome'],
   registers: [registry],
   collect() {
     this.reset();
+    const { stats } = poolSource();
     for (const [outcome, key] of Object.entries(OUTCOMES)) {
       this.inc({ outcome }, stats[key] || 0);
     }
@@ -68,8 +73,8 @@ new client.Counter({
 });
 
 /** Count an export request (POST /) in flight and time it until its answer is sent. */
-export const measure = (request, response) => {
-  if (request.method !== 'POST' || request.path !== '/') {
+export const measure = (method, path, response) => {
+  if (method !== 'POST' || path !== '/') {
     return;
   }
   inFlight.inc();

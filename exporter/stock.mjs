@@ -1,6 +1,9 @@
-// Entry point of the export server: highcharts-export-server 6.0.0 (pinned in
-// package-lock.json), started the way its bin/cli.js starts it, with the doors
-// the render stage does not need closed. Nothing in node_modules is modified, so
+// The stock export path: highcharts-export-server 6.0.0 (pinned in package-lock.json),
+// its own Express server, page pool and screenshot, started the way its bin/cli.js
+// starts it, with the doors
+// the render stage does not need closed (lockdown.mjs). It is no longer what
+// start.sh runs (server.mjs is): the benchmark runs it (EXPORTER_SERVER=stock) as the
+// reference every figure of issue 24 is a ratio to. Nothing in node_modules is modified, so
 // `npm ci` cannot undo it; tests/test_security_exporter.py proves each door shut
 // against the running server.
 //
@@ -29,31 +32,13 @@ import puppeteer from 'puppeteer';
 
 import main from './node_modules/highcharts-export-server/lib/index.js';
 
-import { measure, serveMetrics } from './metrics.mjs';
+import { isObject, guardPage, logExport, problemWith } from './lockdown.mjs';
+import { getPoolInfoJSON, stats } from './node_modules/highcharts-export-server/lib/pool.js';
+import { measure, serveMetrics, setPoolSource } from './metrics.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 // --- 3 and 4: every browser is launched through chromium.sh, every page intercepts
-const LOCAL_SCHEMES = ['about:', 'data:', 'blob:'];
-
-export const isLocalUrl = (url) => LOCAL_SCHEMES.some((scheme) => url.startsWith(scheme));
-
-const guardPage = async (page) => {
-  await page.setRequestInterception(true);
-  page.on('request', (request) => {
-    if (request.isInterceptResolutionHandled()) {
-      return;
-    }
-    if (isLocalUrl(request.url())) {
-      request.continue();
-    } else {
-      main.log(2, `[lockdown] Blocked a request from the page to ${request.url().slice(0, 200)}`);
-      request.abort('blockedbyclient');
-    }
-  });
-  return page;
-};
-
 const launch = puppeteer.launch;
 puppeteer.launch = async (options = {}) => {
   const browser = await launch({
@@ -63,106 +48,11 @@ puppeteer.launch = async (options = {}) => {
     env: { ...process.env, EXPORTER_CHROMIUM_BIN: process.env.PUPPETEER_EXECUTABLE_PATH }
   });
   const newPage = browser.newPage.bind(browser);
-  browser.newPage = async (...args) => guardPage(await newPage(...args));
+  browser.newPage = async (...args) => guardPage(await newPage(...args), (message) => main.log(2, `[lockdown] ${message}`));
   return browser;
 };
 
 // --- 1 and 2: a gate in front of every route, a body check right before the export route
-const FIELDS = new Set([
-  'type',
-  'infile',
-  'width',
-  'height',
-  'scale',
-  'constr',
-  'b64',
-  'noDownload',
-  'globalOptions',
-  'themeOptions'
-]);
-
-const isObject = (value) =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
-
-const isNumberIn = (value, low, high) =>
-  typeof value === 'number' && Number.isFinite(value) && value >= low && value <= high;
-
-/** The first problem of an export request body, or null when it may be rendered. */
-export const problemWith = (body) => {
-  if (!isObject(body)) {
-    return 'The body must be a JSON object.';
-  }
-  for (const name of Object.keys(body)) {
-    if (!FIELDS.has(name)) {
-      return `The field '${name}' is not accepted by this server.`;
-    }
-  }
-  if (!isObject(body.infile)) {
-    return "The field 'infile' must be a JSON object of Highcharts options.";
-  }
-  for (const name of ['globalOptions', 'themeOptions']) {
-    if (name in body && !isObject(body[name])) {
-      return `The field '${name}' must be a JSON object.`;
-    }
-  }
-  if ('type' in body && !['png', 'image/png'].includes(body.type)) {
-    return "The field 'type' must be 'png'.";
-  }
-  if ('constr' in body && body.constr !== 'chart') {
-    return "The field 'constr' must be 'chart'.";
-  }
-  for (const name of ['width', 'height']) {
-    if (name in body && !isNumberIn(body[name], 1, 10000)) {
-      return `The field '${name}' must be a number from 1 to 10000.`;
-    }
-  }
-  if ('scale' in body && !isNumberIn(body.scale, 0.1, 5)) {
-    return "The field 'scale' must be a number from 0.1 to 5.";
-  }
-  for (const name of ['b64', 'noDownload']) {
-    if (name in body && typeof body[name] !== 'boolean') {
-      return `The field '${name}' must be true or false.`;
-    }
-  }
-  return null;
-};
-
-// --- 5: one JSON line per export
-const RUN_ID = /^[A-Za-z0-9-]{1,64}$/;
-const SERVICE = process.env.LOG_SERVICE || 'exporter';
-
-/** The run id of an X-Run-Id header value, or null when it is not one (absent, too long, other characters). */
-export const validRunId = (value) => (typeof value === 'string' && RUN_ID.test(value) ? value : null);
-
-/** Write one JSON line for an export request (POST /) once its answer is sent (or the client left). */
-const logExport = (request, response) => {
-  if (request.method !== 'POST' || request.path !== '/') {
-    return;
-  }
-  const started = process.hrtime.bigint();
-  const runId = validRunId(request.get('X-Run-Id'));
-  response.once('close', () => {
-    const line = {
-      timestamp: new Date().toISOString().replace('Z', '000Z'), // microseconds, as the Python services write it
-      level: response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warning' : 'info',
-      logger: 'exporter',
-      service: SERVICE,
-      event: 'export',
-      method: request.method,
-      path: request.path,
-      status: response.statusCode,
-      duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100
-    };
-    if (runId) {
-      line.run_id = runId;
-    }
-    if (!response.writableFinished) {
-      line.aborted = true; // the client went away before the answer was sent
-    }
-    process.stdout.write(`${JSON.stringify(line)}\n`);
-  });
-};
-
 const refuse = (response, statusCode, errorCode, message) =>
   response.status(statusCode).json({ statusCode, errorCode, message });
 
@@ -170,8 +60,8 @@ const refuse = (response, statusCode, errorCode, message) =>
 // and no stack traces in error bodies. Cheap: the body is not read here, so the
 // package's own "queue full" refusal still comes before any body is parsed.
 const gate = (request, response, next) => {
-  measure(request, response);
-  logExport(request, response);
+  measure(request.method, request.path, response);
+  logExport(request.method, request.path, request.get('X-Run-Id'), response);
   const json = response.json.bind(response);
   response.json = (body) => {
     if (isObject(body)) {
@@ -245,6 +135,13 @@ const start = async () => {
   await main.initExport(options);
   await main.startServer(options.server);
   placeBodyCheck(main.server);
+  setPoolSource(() => {
+    try {
+      return { info: getPoolInfoJSON(), stats };
+    } catch {
+      return { info: null, stats }; // the pool is not created yet
+    }
+  });
   serveMetrics(options.server.host, process.env.EXPORTER_METRICS_PORT);
 };
 
