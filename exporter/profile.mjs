@@ -157,7 +157,7 @@ const stockPath = async (browser, chart, count, width, height) => {
 
 // ---- our path: render.mjs
 const ourPath = async (browser, chart, count, width, height) => {
-  const renderer = new Renderer(browser, { width, height });
+  const renderer = new Renderer(async () => browser, { width, height });
   await renderer.open();
   const steps = await profile(browser.process().pid, count, async (step) => {
     last = await renderer.render(chart, { width, height }, step);

@@ -100,9 +100,12 @@ function setupPage() {
 
 const noStep = (_name, work) => work();
 
-/** One page of `browser` that renders charts, one at a time. */
+/** One Chromium page that renders charts, one at a time. */
 export class Renderer {
-  /** `guard(page)`: what every new page goes through first (request interception). */
+  /**
+   * `browser()`: the browser to open the page in (a promise; a new one after a crash);
+   * `guard(page)`: what every new page goes through first (request interception).
+   */
   constructor(browser, { width = 800, height = 400, guard = async (page) => page } = {}) {
     this.browser = browser;
     this.guard = guard;
@@ -113,7 +116,7 @@ export class Renderer {
   }
 
   async open() {
-    const page = await this.guard(await this.browser.newPage());
+    const page = await this.guard(await (await this.browser()).newPage());
     try {
       await page.setCacheEnabled(false);
       await page.setViewport(this.viewport);
@@ -133,7 +136,7 @@ export class Renderer {
   }
 
   get isOpen() {
-    return Boolean(this.page && !this.page.isClosed());
+    return Boolean(this.page && !this.page.isClosed() && this.page.browser().connected);
   }
 
   async close() {

