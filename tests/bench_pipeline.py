@@ -122,6 +122,7 @@ def exporter_alone(payloads: list[dict], urls: list[str], clients_count: int) ->
 CPU_GROUPS = {
     "chromium": "chromium",
     "exporter/server.mjs": "export server (node)",
+    "exporter/stock.mjs": "export server (node)",
     "datagen_service": "datagen",
     "-Q points": "worker-points",
     "-Q render": "worker-render",
