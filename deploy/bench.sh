@@ -12,6 +12,9 @@ ensure_test_vhost
 say "broker: persistent messages with and without publisher confirms"
 python -m tests.bench_confirms
 
+say "export cost (issue 24): CPU per chart against the stock export path, pixels, load run, memory"
+python -m tests.bench_export_cost
+
 say "pipeline: bulk refresh vs the export servers alone, add-to-chart by stage"
 python -m tests.bench_pipeline "$@"
 

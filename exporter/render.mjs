@@ -116,7 +116,8 @@ export class Renderer {
   }
 
   async open() {
-    const page = await this.guard(await (await this.browser()).newPage());
+    // Each page its own window: a tab behind another one draws no frame, and its screenshot waits forever.
+    const page = await this.guard(await (await this.browser()).newPage({ type: 'window' }));
     try {
       await page.setCacheEnabled(false);
       await page.setViewport(this.viewport);

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 
 import puppeteer from 'puppeteer';
 
-import { guardPage, logExport, logLine, problemWith } from './lockdown.mjs';
+import { guardPage, isObject, logExport, logLine, problemWith } from './lockdown.mjs';
 import { measure, serveMetrics, setPoolSource } from './metrics.mjs';
 import { launchOptions, Renderer } from './render.mjs';
 
@@ -184,8 +184,44 @@ const isBrowserFailure = (error) =>
     String(error?.message)
   );
 
+/**
+ * The PNG's size as the package chooses it: the request's, else the chart's options
+ * (chart.width, exporting.sourceWidth, exporting.scale...), else config.json's; a
+ * Refusal naming the field when the one chosen is not a sensible number.
+ */
+const pngSize = (body) => {
+  const chart = isObject(body.infile.chart) ? body.infile.chart : {};
+  const exporting = isObject(body.infile.exporting) ? body.infile.exporting : {};
+  const pick = (candidates, fallback, low, high) => {
+    const [field, value] = candidates.find(([, candidate]) => candidate !== undefined && candidate !== null) || [];
+    if (field === undefined) {
+      return fallback;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < low || value > high) {
+      throw new Refusal(400, 'EXPORT_INVALID_REQUEST', `The field '${field}' must be a number from ${low} to ${high}.`);
+    }
+    return value;
+  };
+  return {
+    width: pick(
+      [['width', body.width], ['infile.chart.width', chart.width], ['infile.exporting.sourceWidth', exporting.sourceWidth]],
+      SETTINGS.size.width,
+      1,
+      10000
+    ),
+    height: pick(
+      [['height', body.height], ['infile.chart.height', chart.height], ['infile.exporting.sourceHeight', exporting.sourceHeight]],
+      SETTINGS.size.height,
+      1,
+      10000
+    ),
+    scale: pick([['scale', body.scale], ['infile.exporting.scale', exporting.scale]], SETTINGS.size.scale, 0.1, 5)
+  };
+};
+
 /** The PNG of one export request `body` (already checked), or a Refusal. */
 const exportPng = async (body, clientGone) => {
+  const size = { ...pngSize(body), globalOptions: body.globalOptions ?? null, themeOptions: body.themeOptions ?? null };
   stats.exportAttempts += 1;
   const renderer = await acquire();
   try {
@@ -193,14 +229,6 @@ const exportPng = async (body, clientGone) => {
       stats.abandonedExports += 1;
       throw new Refusal(499, 'EXPORT_CLIENT_GONE', 'The client went away before a page was free.');
     }
-    const chart = body.infile.chart || {};
-    const size = {
-      width: body.width ?? chart.width ?? SETTINGS.size.width,
-      height: body.height ?? chart.height ?? SETTINGS.size.height,
-      scale: body.scale ?? SETTINGS.size.scale,
-      globalOptions: body.globalOptions ?? null,
-      themeOptions: body.themeOptions ?? null
-    };
     const png = await withTimeout(renderer.render(body.infile, size), SETTINGS.renderTimeoutMs);
     stats.performedExports += 1;
     return png;

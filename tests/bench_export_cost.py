@@ -34,9 +34,18 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+from django.db import connection
+from PIL import Image, ImageChops
+
+from functions import services
+from functions.models import Function
+from pipeline import clients, settings
+from pipeline.celery import app
+from tests.bench_db import create_database
 from tests.bench_pipeline import (  # noqa: I001 - sets Django up first
-    EXPRESSIONS,
     EXPORTER_ROLES,
+    EXPRESSIONS,
     PORT_BASE,
     Meter,
     _descendants,
@@ -48,18 +57,6 @@ from tests.bench_pipeline import (  # noqa: I001 - sets Django up first
     settle,
     sizing,
 )
-
-import redis
-import requests
-from django.db import connection
-from PIL import Image, ImageChops
-
-from functions import services
-from functions.models import Function
-from pipeline import clients, settings
-from pipeline.celery import app
-from pipeline.charts import chart_options
-from tests.bench_db import create_database
 from tests.stack import Process, Stack, http_ok, wait_until
 
 STOCK_PORT = PORT_BASE + 60
@@ -120,7 +117,9 @@ class StockServers:
     def __init__(self, env: dict[str, str], count: int) -> None:
         self.urls = [f"http://127.0.0.1:{STOCK_PORT + k}" for k in range(count)]
         self.processes = [
-            Process(f"stock{k + 1}", ["exporter"], {**env, "EXPORTER_SERVER": "stock", "EXPORTER_PORT": str(STOCK_PORT + k)})
+            Process(
+                f"stock{k + 1}", ["exporter"], {**env, "EXPORTER_SERVER": "stock", "EXPORTER_PORT": str(STOCK_PORT + k)}
+            )
             for k in range(count)
         ]
 
@@ -250,7 +249,10 @@ def main() -> int:
             ours_rate, ours_cpu = alone(urls, ours_roots, payloads, 2 * servers)
             print(f"export servers alone ({2 * servers} clients, {len(payloads)} charts):")
             print(f"  stock {stock_rate:7.2f} charts/s  {stock_cpu:.4f} CPU s/chart (node + Chromium)")
-            print(f"  ours  {ours_rate:7.2f} charts/s  {ours_cpu:.4f} CPU s/chart   ours / stock = {ours_cpu / stock_cpu:.2f}")
+            print(
+                f"  ours  {ours_rate:7.2f} charts/s  {ours_cpu:.4f} CPU s/chart"
+                f"   ours / stock = {ours_cpu / stock_cpu:.2f}"
+            )
 
             pipeline_refresh(rows[: 2 * render])  # warm up every process
             meter = Meter(stack)
@@ -281,10 +283,22 @@ def main() -> int:
             stack.stop()
 
     rows_table = [
-        ("whole stack CPU/chart in the refresh ÷ stock alone", TODAY["stack"], (exporter + rest) / stock_cpu, 0.6, True),
+        (
+            "whole stack CPU/chart in the refresh ÷ stock alone",
+            TODAY["stack"],
+            (exporter + rest) / stock_cpu,
+            0.6,
+            True,
+        ),
         ("export servers' CPU/chart in the refresh ÷ stock", TODAY["exporter"], exporter / stock_cpu, 0.5, True),
         ("the rest (workers, RabbitMQ, PG, Redis, datagen) ÷ stock", TODAY["rest"], rest / stock_cpu, 0.15, True),
-        (f"{args.load}-row refresh charts/s ÷ stock servers' own rate", TODAY["load"], load_rate / stock_rate, 1.6, False),
+        (
+            f"{args.load}-row refresh charts/s ÷ stock servers' own rate",
+            TODAY["load"],
+            load_rate / stock_rate,
+            1.6,
+            False,
+        ),
         ("add-to-chart median ÷ stock single-chart time", TODAY["add"], add_median / single, 0.8, True),
         ("pixels differing > 64 levels, worst chart kind", 0.0, max(shares.values()), 0.005, True),
     ]
