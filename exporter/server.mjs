@@ -11,8 +11,8 @@
 // 3. Chromium: every page aborts any request that would leave it (lockdown.mjs);
 //    config.json also points Chromium at a proxy that refuses everything.
 // 4. Chromium dies with this process, however it dies: it is started through chromium.sh
-//    (PR_SET_PDEATHSIG). If Chromium dies first, the next export launches a new one.
-// 5. Capacity: EXPORTER_PAGES pages (config.json's pool.maxWorkers), one chart each at a
+//    (PR_SET_PDEATHSIG). If Chromium dies first, a new one is launched at once.
+// 5. Capacity: EXPORTER_PAGES pages (default 2), one chart each at a
 //    time; up to pool.queueLimit requests wait for one, more answer 503 EXPORT_QUEUE_FULL
 //    with Retry-After. A render that outlasts export.rasterizationTimeout answers 500
 //    EXPORT_RASTERIZATION_TIMEOUT and its page is replaced.
@@ -45,7 +45,7 @@ const whole = (name, fallback, low, high) => {
 const SETTINGS = {
   host: process.env.EXPORTER_HOST || config.server.host,
   port: whole('EXPORTER_PORT', config.server.port, 1, 65535),
-  pages: whole('EXPORTER_PAGES', config.pool.maxWorkers, 1, 16),
+  pages: whole('EXPORTER_PAGES', 2, 1, 16), // two per server: README "Scaling" (the stock pool: config.json's 1)
   queueLimit: config.pool.queueLimit,
   maxBodyBytes: config.server.maxUploadSize * 1024 * 1024,
   renderTimeoutMs: config.export.rasterizationTimeout,
@@ -79,7 +79,8 @@ const launch = async () => {
           browser = null;
         }
         if (!closing) {
-          warn('Chromium went away; the next export launches it again');
+          warn('Chromium went away; launching it again');
+          currentBrowser().catch((error) => fail('Chromium could not be launched again', error));
         }
       });
       return launched;
@@ -308,7 +309,12 @@ const handle = async (request, response) => {
   logExport(request.method, path, request.headers['x-run-id'], response);
 
   if ((request.method === 'GET' || request.method === 'HEAD') && path === '/health') {
-    return answer(response, 200, { status: 'OK', pages: SETTINGS.pages, exports: stats.performedExports });
+    return answer(response, 200, {
+      status: 'OK',
+      browserConnected: Boolean(browser?.connected), // what compose's and Kubernetes' probes ask
+      pages: SETTINGS.pages,
+      exports: stats.performedExports
+    });
   }
   if (request.method !== 'POST' || path !== '/') {
     return refuse(response, new Refusal(404, 'NOT_FOUND', 'Only POST / and GET /health are served.'), true);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start ONE Highcharts export server instance (service 3), fully offline.
 #
-# One instance = one Node process + one Chromium + EXPORTER_PAGES pages (default 1).
+# One instance = one Node process + one Chromium + EXPORTER_PAGES pages (default 2).
 # To scale, start several instances on consecutive ports (7801, 7802, ...),
 # each with its own Chromium; see README.md.
 #
@@ -13,7 +13,7 @@
 #   EXPORTER_METRICS_PORT      Prometheus /metrics port       (default 0: off; deploy/run sets it from METRICS_PORT)
 #   PUPPETEER_EXECUTABLE_PATH  Chromium binary                (default /usr/lib/chromium/chromium)
 #   EXPORTER_CONFIG            the JSON config                (default config.json here)
-#   EXPORTER_PAGES             pages of its Chromium          (default config.json's pool.maxWorkers: 1)
+#   EXPORTER_PAGES             pages of its Chromium, each one chart at a time (default 2; stock: 1)
 #   EXPORTER_SERVER            server.mjs, or "stock": the package's own server (stock.mjs),
 #                              the benchmark's reference      (default: server.mjs)
 set -euo pipefail

@@ -27,26 +27,38 @@ at 1-4 servers; tests.bench_datagen the M4 series against its executor floor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-import redis
-from django.db import connection
-from PIL import Image, ImageChops
+os.environ.setdefault("TEST_SLOT", "9")
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
 
-from functions import services
-from functions.models import Function
-from pipeline import clients, settings
-from pipeline.celery import app
-from tests.bench_db import create_database
-from tests.bench_pipeline import (  # noqa: I001 - sets Django up first
+import django  # noqa: E402
+
+django.setup()
+
+import redis  # noqa: E402
+from django.db import connection  # noqa: E402
+from PIL import Image, ImageChops  # noqa: E402
+
+from functions import services  # noqa: E402
+from functions.models import Function  # noqa: E402
+from pipeline import clients, settings  # noqa: E402
+from pipeline.celery import app  # noqa: E402
+from tests.bench_db import create_database  # noqa: E402
+from tests.bench_pipeline import (  # noqa: E402
     EXPORTER_ROLES,
     EXPRESSIONS,
     PORT_BASE,
+    ROOT,
     Meter,
     _descendants,
     add_to_chart,
@@ -57,7 +69,7 @@ from tests.bench_pipeline import (  # noqa: I001 - sets Django up first
     settle,
     sizing,
 )
-from tests.stack import Process, Stack, http_ok, wait_until
+from tests.stack import Process, Stack, http_ok, wait_until  # noqa: E402
 
 STOCK_PORT = PORT_BASE + 60
 # A chart of each kind the pipeline draws: few points with markers, a week without,
@@ -208,6 +220,73 @@ def load_refresh(stack: Stack, count: int) -> tuple[float, dict[str, float]]:
     return rate, peaks
 
 
+class _Workers:
+    """Processes started here, shaped as :class:`tests.stack.Stack` for :class:`Meter`."""
+
+    def __init__(self, popens: list[subprocess.Popen]) -> None:
+        self.processes = [SimpleNamespace(popen=popen) for popen in popens]
+
+
+def celery_floor(env: dict[str, str], render_concurrency: int, count: int) -> dict[str, float]:
+    """CPU seconds per chart of three no-op Celery tasks chained as the stages are
+    (tests.celery_floor), by role: the workers, RabbitMQ, Redis."""
+    from celery import chain, group
+    from kombu import Connection
+
+    from tests import celery_floor
+
+    concurrency = {
+        "floor-points": env.get("POINTS_CONCURRENCY", "4"),
+        "floor-render": str(render_concurrency),
+        "floor-persist": env.get("PERSIST_CONCURRENCY", "2"),
+    }
+    popens = [
+        subprocess.Popen(
+            ["celery", "--quiet", "-A", "tests.celery_floor", "worker", "-Q", queue, "-n", f"{queue}@%h"]
+            + ["--concurrency", processes, "--loglevel", "ERROR"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for queue, processes in concurrency.items()
+    ]
+    try:
+
+        def consuming() -> bool:
+            with Connection(env["CELERY_BROKER_URL"], connect_timeout=2) as conn:
+                channel = conn.default_channel
+                return all(channel.queue_declare(q, passive=True).consumer_count for q in celery_floor.QUEUES)
+
+        wait_until(consuming, 60, "the floor's workers", poll=0.5)
+
+        def batch(size: int) -> None:
+            chains = group(
+                chain(celery_floor.points.s({"function_id": i}), celery_floor.render.s(), celery_floor.persist.s())
+                for i in range(size)
+            )
+            chains.apply_async().get(timeout=600)
+
+        batch(20)  # warm up every process
+        meter = Meter(_Workers(popens))
+        meter.measure(lambda: batch(count))
+        return {
+            role if role in ("rabbitmq", "redis") else "workers": seconds
+            for role, seconds in meter.per_chart(count).items()
+            if role in ("other", "rabbitmq", "redis")
+        }
+    finally:
+        for popen in popens:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGTERM)
+        for popen in popens:
+            try:
+                popen.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(popen.pid, signal.SIGKILL)
+
+
 def verdict(value: float, target: float, at_most: bool) -> str:
     return "met" if (value <= target if at_most else value >= target) else "NOT met"
 
@@ -217,6 +296,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--load", type=int, default=1000)
     parser.add_argument("--adds", type=int, default=15)
+    parser.add_argument("--floor", type=int, default=400, help="chains of three no-op Celery tasks")
     args = parser.parse_args()
 
     create_database()
@@ -282,6 +362,15 @@ def main() -> int:
         finally:
             stack.stop()
 
+    floor = celery_floor(env, render, args.floor)
+    floor_total = sum(floor.values())
+    print(
+        f"the rest's floor: {args.floor} chains of three no-op Celery tasks (tests/celery_floor.py): "
+        f"{floor_total:.4f} CPU s/chart ("
+        + ", ".join(f"{role} {seconds:.4f}" for role, seconds in sorted(floor.items(), key=lambda i: -i[1]))
+        + ")"
+    )
+
     rows_table = [
         (
             "whole stack CPU/chart in the refresh ÷ stock alone",
@@ -302,12 +391,14 @@ def main() -> int:
         ("add-to-chart median ÷ stock single-chart time", TODAY["add"], add_median / single, 0.8, True),
         ("pixels differing > 64 levels, worst chart kind", 0.0, max(shares.values()), 0.005, True),
     ]
+    floor_row = ("  floor: three no-op Celery tasks (workers, RabbitMQ, Redis) ÷ stock", floor_total / stock_cpu)
     print()
     print(f"issue 24 (stock: {stock_cpu:.4f} CPU s/chart alone, {stock_rate:.2f} charts/s, {servers} servers):")
     print(f"  {'figure (same run)':60s} {'2026-12-04':>10} {'this run':>9} {'target':>8}")
     for name, today, value, target, at_most in rows_table:
         sign = "<=" if at_most else ">="
         print(f"  {name:60s} {today:10.2f} {value:9.3f} {sign} {target:<5g} {verdict(value, target, at_most)}")
+    print(f"  {floor_row[0]:60s} {'':10s} {floor_row[1]:9.3f}   (the rest cannot go below it as three Celery tasks)")
     print("  (the pipeline against its ceiling at 1-4 servers: the sweep; the M4 series: bench_datagen)")
     return 0 if failed == 0 else 1
 

@@ -282,7 +282,7 @@ def test_a_batch_of_n_rows_with_k_failing_is_counted_exactly_in_a_real_scrape(ob
     # The export servers' own metrics: N - K exports answered 200, spread over both, none in flight.
     o.wait_value('sum(exporter_request_seconds_count{status="200"})', N - K)
     o.wait_value("sum(exporter_requests_in_flight)", 0)
-    assert o.value('sum(exporter_pool_resources{state="max"})') == 2
+    assert o.value('sum(exporter_pool_resources{state="max"})') == 4  # two servers, two pages each
     o.wait_value("sum(pipeline_export_requests_in_flight)", 0)
     # The admin timed the Refresh POST; RabbitMQ's plugin shows each stage queue, drained.
     assert o.value('sum(admin_request_seconds_count{view="admin:functions_function_changelist", method="POST"})') >= 1
