@@ -28,7 +28,8 @@ const treeCpu = (root) => {
     try {
       const fields = readFileSync(`/proc/${name}/stat`, 'utf8').split(') ').pop().split(' ');
       parents.set(Number(name), Number(fields[1]));
-      cpu.set(Number(name), (Number(fields[11]) + Number(fields[12])) / TICKS);
+      // utime, stime, and cutime, cstime: the CPU of children that ended (a closed page's renderer)
+      cpu.set(Number(name), fields.slice(11, 15).reduce((sum, value) => sum + Number(value), 0) / TICKS);
     } catch {
       // ended meanwhile
     }
@@ -45,7 +46,7 @@ const treeCpu = (root) => {
   return tree;
 };
 
-/** CPU seconds between two treeCpu readings (a process that ended meanwhile is not counted). */
+/** CPU seconds between two treeCpu readings (a process that ended meanwhile counts in its parent's cutime). */
 const spent = (before, after) => {
   let total = 0;
   for (const [pid, seconds] of after) {

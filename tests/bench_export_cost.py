@@ -262,10 +262,7 @@ def celery_floor(env: dict[str, str], render_concurrency: int, count: int) -> di
         wait_until(consuming, 60, "the floor's workers", poll=0.5)
 
         def batch(size: int) -> None:
-            chains = group(
-                chain(celery_floor.points.s({"function_id": i}), celery_floor.render.s(), celery_floor.persist.s())
-                for i in range(size)
-            )
+            chains = group(chain(celery_floor.stages({"function_id": i})) for i in range(size))
             chains.apply_async().get(timeout=600)
 
         batch(20)  # warm up every process

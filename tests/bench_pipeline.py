@@ -132,6 +132,9 @@ CPU_GROUPS = {
     "redis-server": "redis",
 }
 TICKS = os.sysconf("SC_CLK_TCK")
+# A process's CPU here is its own (utime, stime) plus that of its children that ended and
+# were reaped (cutime, cstime): the stock export server's Chromium ends a page's renderer
+# process every 40 exports, and without them its CPU would vanish from every delta.
 
 
 EXPORTER_ROLES = {"chromium", "export server (node)"}
@@ -171,7 +174,7 @@ def cpu_seconds(stack: Stack) -> dict[int, tuple[str, float]]:
             continue
         role = next((name for key, name in CPU_GROUPS.items() if key in cmdline), "other")
         if role in SHARED_ROLES or int(stat.parent.name) in ours:
-            used[int(stat.parent.name)] = (role, (int(fields[11]) + int(fields[12])) / TICKS)
+            used[int(stat.parent.name)] = (role, sum(int(f) for f in fields[11:15]) / TICKS)
     return used
 
 
@@ -586,7 +589,7 @@ def cpu_by_pid() -> dict[int, float]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        used[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / TICKS
+        used[int(stat.parent.name)] = sum(int(f) for f in fields[11:15]) / TICKS
     return used
 
 

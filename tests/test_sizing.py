@@ -70,8 +70,8 @@ def test_the_rule(cores: int, available_mb: int) -> None:
 
 def test_the_current_numbers() -> None:
     """The values README's Scaling section describes (until they are tuned)."""
-    assert sizing(SIZING_CORES="2", SIZING_AVAILABLE_MB="20000")["EXPORTER_INSTANCES"] == 4
-    assert sizing(SIZING_CORES="2", SIZING_AVAILABLE_MB="20000")["RENDER_CONCURRENCY"] == 8
+    assert sizing(SIZING_CORES="2", SIZING_AVAILABLE_MB="20000")["EXPORTER_INSTANCES"] == 2
+    assert sizing(SIZING_CORES="2", SIZING_AVAILABLE_MB="20000")["RENDER_CONCURRENCY"] == 4
     assert sizing(SIZING_CORES="8", SIZING_AVAILABLE_MB="3276")["EXPORTER_INSTANCES"] == 2  # memory-bound
     assert sizing(SIZING_CORES="8", SIZING_AVAILABLE_MB="1000")["EXPORTER_INSTANCES"] == 1  # at least one
 
@@ -94,9 +94,9 @@ def test_the_environment_wins() -> None:
         "SIZING_AVAILABLE_MB": 20000,
     }
     assert sizing(**base, RENDER_CONCURRENCY="5")["RENDER_CONCURRENCY"] == 5
-    assert sizing(**base, RENDER_CONCURRENCY="5")["EXPORTER_INSTANCES"] == 4
+    assert sizing(**base, RENDER_CONCURRENCY="5")["EXPORTER_INSTANCES"] == 2
     # Blank means the rule (the settings' rule everywhere).
-    assert sizing(**base, EXPORTER_INSTANCES=" ", RENDER_CONCURRENCY="")["EXPORTER_INSTANCES"] == 4
+    assert sizing(**base, EXPORTER_INSTANCES=" ", RENDER_CONCURRENCY="")["EXPORTER_INSTANCES"] == 2
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_new_env_writes_the_sizing_for_compose(tmp_path: Path) -> None:
     expected = sizing(**machine)
     assert written["EXPORTER_REPLICAS"] == str(expected["EXPORTER_INSTANCES"])
     assert written["RENDER_CONCURRENCY"] == str(expected["RENDER_CONCURRENCY"])
-    assert "EXPORTER_REPLICAS=4, RENDER_CONCURRENCY=8" in out.stdout
+    assert "EXPORTER_REPLICAS=2, RENDER_CONCURRENCY=4" in out.stdout
     # Set once: a second run, on another machine, changes nothing.
     before = target.read_text()
     subprocess.run(
