@@ -46,13 +46,11 @@ const treeCpu = (root) => {
   return tree;
 };
 
-/** CPU seconds between two treeCpu readings (a process that ended meanwhile counts in its parent's cutime). */
+/** CPU seconds between two treeCpu readings: the sum of totals, so a process that ended
+ * meanwhile counts once (its earlier CPU in `before`, its total in its parent's cutime). */
 const spent = (before, after) => {
-  let total = 0;
-  for (const [pid, seconds] of after) {
-    total += seconds - (before.get(pid) || 0);
-  }
-  return total;
+  const total = (tree) => [...tree.values()].reduce((sum, seconds) => sum + seconds, 0);
+  return total(after) - total(before);
 };
 
 const nodeCpu = () => {

@@ -179,12 +179,14 @@ def cpu_seconds(stack: Stack) -> dict[int, tuple[str, float]]:
 
 
 def by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds by role between two :func:`cpu_seconds` (a process that ended meanwhile is lost)."""
+    """CPU seconds by role between two :func:`cpu_seconds`: the role's total after less its total
+    before, so a process that ended meanwhile counts once (its earlier CPU in ``before``, all
+    of it in its parent's cutime ``after``)."""
     spent: dict[str, float] = {}
-    for pid, (role, seconds) in after.items():
-        previous = before.get(pid, (role, 0.0))[1]
-        spent[role] = spent.get(role, 0.0) + max(0.0, seconds - previous)
-    return spent
+    for reading, sign in ((after, 1), (before, -1)):
+        for role, seconds in reading.values():
+            spent[role] = spent.get(role, 0.0) + sign * seconds
+    return {role: max(0.0, seconds) for role, seconds in spent.items()}
 
 
 def ceiling(alone: dict[str, float], pipeline: dict[str, float]) -> float:
