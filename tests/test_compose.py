@@ -727,6 +727,34 @@ def test_root_context_copies_exist_and_are_not_dockerignored(services: dict[str,
                     assert not excluded, f"{path}: COPY {source} is excluded by .dockerignore {pattern!r}"
 
 
+def local_imports(module: Path) -> set[str]:
+    """The exporter's own modules that module imports, followed transitively ('./name.mjs' specifiers)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        text = todo.pop().read_text()
+        for name in re.findall(r"""from\s+['"]\./([\w-]+\.mjs)['"]""", text):
+            if name not in seen:
+                seen.add(name)
+                todo.append(module.parent / name)
+    return seen
+
+
+def test_exporter_image_holds_every_module_its_servers_import() -> None:
+    """The image copies server.mjs, stock.mjs and each module they import (a missing one: ERR_MODULE_NOT_FOUND)."""
+    assert {"lockdown.mjs", "metrics.mjs", "render.mjs"} <= local_imports(ROOT / "exporter" / "server.mjs")
+    dockerfile = (ROOT / "exporter" / "Dockerfile").read_text()
+    copied = {
+        Path(source).name
+        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", dockerfile, re.MULTILINE)
+        for source in line.split()[:-1]
+    }
+    for entry in ("server.mjs", "stock.mjs"):
+        needed = {entry} | local_imports(ROOT / "exporter" / entry)
+        missing = needed - copied
+        assert not missing, f"exporter/Dockerfile does not COPY {sorted(missing)}, which {entry} needs"
+
+
 # ----------------------------------------------------------------------------- healthy sooner, light afterwards
 
 
