@@ -7,7 +7,8 @@
 // PAYLOADS.json: {"kind": Highcharts options, ...}, e.g. from tests/bench_pipeline.py.
 // Paths: "stock" repeats, call for call, what highcharts-export-server 6.0.0 does per
 // export (lib/export.js, then the pool's clean-up, a new page every 40 exports);
-// "ours" is what render.mjs does. Prints one JSON object on stdout.
+// "ours" is what render.mjs does; "svg" (only when PROFILE_PATHS names it) draws the
+// chart and reads its SVG, no picture. Prints one JSON object on stdout.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 import puppeteer from 'puppeteer';
@@ -165,7 +166,22 @@ const ourPath = async (browser, chart, count, width, height) => {
   return steps;
 };
 
-const PATHS = { stock: stockPath, ours: ourPath };
+// ---- the chart alone, no picture: Highcharts' drawing and its SVG markup, what Chromium
+// would still do if the render stage rasterised SVG itself (PROFILE_PATHS=ours,svg;
+// README: the SVG route, measured and set aside)
+const svgPath = async (browser, chart, count, width, height) => {
+  const renderer = new Renderer(async () => browser, { width, height });
+  await renderer.open();
+  const { page } = renderer;
+  const steps = await profile(browser.process().pid, count, async (step) => {
+    await step('chart', () => page.evaluate((...args) => window.drawChart(...args), chart, width, height, null, null));
+    last = await step('SVG markup', () => page.evaluate(() => document.querySelector('#container svg').outerHTML));
+  });
+  await renderer.close();
+  return steps;
+};
+
+const PATHS = { stock: stockPath, ours: ourPath, svg: svgPath };
 
 const main = async () => {
   const [file, countText = '200'] = process.argv.slice(2);
@@ -189,8 +205,12 @@ const main = async () => {
         await PATHS[path](browser, chart, 5, width, height);
         result[kind][path] = await PATHS[path](browser, chart, count, width, height);
         if (process.env.PROFILE_SAVE) {
-          const png = typeof last === 'string' ? Buffer.from(last, 'base64') : last;
-          writeFileSync(`${process.env.PROFILE_SAVE}/${kind}-${path}.png`, png);
+          if (path === 'svg') {
+            writeFileSync(`${process.env.PROFILE_SAVE}/${kind}-${path}.svg`, last);
+          } else {
+            const png = typeof last === 'string' ? Buffer.from(last, 'base64') : last;
+            writeFileSync(`${process.env.PROFILE_SAVE}/${kind}-${path}.png`, png);
+          }
         }
       }
     }

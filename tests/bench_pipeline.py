@@ -446,7 +446,8 @@ def main() -> int:
         pipeline_refresh(rows[: 2 * render_processes])  # warm up every process and browser page
 
         exporters = len(stack.exporter_urls)
-        print(f"capacity: {exporters} export servers (one page each), {render_processes} render processes")
+        pages = os.environ.get("EXPORTER_PAGES") or "2"  # server.mjs's default
+        print(f"capacity: {exporters} export servers ({pages} pages each), {render_processes} render processes")
         print(f"chart: {settings.CHART_WIDTH}x{settings.CHART_HEIGHT} PNG, {args.rows} rows")
         # The export servers' own best: one client per server, and two per server.
         payloads = chart_requests(rows)
@@ -556,8 +557,8 @@ def print_render_timeline(pks: list[int], started: float, finished: float) -> No
         print(f"  {url:28s} {len(intervals):7d} {busy:7.2f} {1 - busy / window:6.1%} {depth:9.2f} {per:9.0f}")
     queue = mean_depth(waiting, started, finished)
     print(f"  render queue (RabbitMQ, all servers): {queue:.2f} tasks waiting on average")
-    print("  in flight: renders open at once on that server (its one page draws one at a time, the rest")
-    print("  wait inside the export server); idle: share of the refresh with no render open on it.")
+    print("  in flight: renders open at once on that server (each of its pages draws one chart at a time,")
+    print("  the rest wait inside the export server); idle: share of the refresh with no render open on it.")
 
 
 def print_big_adds(count: int) -> None:
