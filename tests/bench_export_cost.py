@@ -270,9 +270,10 @@ class _Workers:
         self.processes = [SimpleNamespace(popen=popen) for popen in popens]
 
 
-def celery_floor(env: dict[str, str], render_concurrency: int, count: int) -> dict[str, float]:
+def celery_floor(env: dict[str, str], render_concurrency: int, count: int) -> tuple[dict[str, float], float]:
     """CPU seconds per chart of three no-op Celery tasks chained as the stages are
-    (tests.celery_floor), by role: the workers, RabbitMQ, Redis."""
+    (tests.celery_floor), by role: the workers, RabbitMQ, Redis; and the median seconds
+    of one such chain on its own, from its send to its result."""
     from celery import chain, group
     from kombu import Connection
 
@@ -311,11 +312,17 @@ def celery_floor(env: dict[str, str], render_concurrency: int, count: int) -> di
         batch(20)  # warm up every process
         meter = Meter(_Workers(popens))
         meter.measure(lambda: batch(count))
-        return {
+        alone = []
+        for i in range(17):
+            started = time.perf_counter()
+            chain(celery_floor.stages({"function_id": i})).apply_async().get(timeout=60)
+            alone.append(time.perf_counter() - started)
+        roles = {
             role if role in ("rabbitmq", "redis") else "workers": seconds
             for role, seconds in meter.per_chart(count).items()
             if role in ("other", "rabbitmq", "redis")
         }
+        return roles, statistics.median(alone[2:])
     finally:
         for popen in popens:
             with contextlib.suppress(ProcessLookupError):
@@ -390,12 +397,13 @@ def main() -> int:
                 print(f"  {role:24s} {seconds:.4f}")
 
             single = single_chart_seconds(stock.urls[0], payloads[0], args.adds)
+            our_single = single_chart_seconds(urls[0], payloads[0], args.adds)
             adds = add_to_chart(args.adds)
             add_median = statistics.median(sample["total"] for sample in adds)
             render_median = statistics.median(sample["render"] for sample in adds)
             print(
                 f"add-to-chart: median {add_median:.3f} s (render {render_median:.3f} s); "
-                f"one stock server's single chart: {single:.3f} s"
+                f"one stock server's single chart: {single:.3f} s, one of ours: {our_single:.3f} s"
             )
             stock.__exit__()  # the load run has the machine to itself
 
@@ -407,13 +415,13 @@ def main() -> int:
         finally:
             stack.stop()
 
-    floor = celery_floor(env, render, args.floor)
+    floor, chain_seconds = celery_floor(env, render, args.floor)
     floor_total = sum(floor.values())
     print(
         f"the rest's floor: {args.floor} chains of three no-op Celery tasks (tests/celery_floor.py): "
         f"{floor_total:.4f} CPU s/chart ("
         + ", ".join(f"{role} {seconds:.4f}" for role, seconds in sorted(floor.items(), key=lambda i: -i[1]))
-        + ")"
+        + f"); one such chain alone, send to result: {chain_seconds * 1000:.1f} ms"
     )
 
     rows_table = [
@@ -440,6 +448,10 @@ def main() -> int:
     # The SQL the brief asks for runs in datagen and PostgreSQL whatever the workers do.
     sql_work = per_chart.get("datagen", 0.0) + per_chart.get("postgresql", 0.0)
     bound_row = ("  floor + datagen + PostgreSQL in the refresh ÷ stock", (floor_total + sql_work) / stock_cpu)
+    # The export servers cost at least what they cost alone; the rest at least that bound.
+    whole_row = ("  ours alone + that bound ÷ stock", ours_cpu / stock_cpu + bound_row[1])
+    # An Add is at least one chart of ours and a chain that does nothing.
+    add_row = ("  our single chart + a no-op chain ÷ stock single chart", (our_single + chain_seconds) / single)
     print()
     print(f"issue 24 (stock: {stock_cpu:.4f} CPU s/chart alone, {stock_rate:.2f} charts/s, {servers} servers):")
     print(f"  {'figure (same run)':60s} {'2026-12-04':>10} {'this run':>9} {'target':>8}")
@@ -448,6 +460,8 @@ def main() -> int:
         print(f"  {name:60s} {today:10.2f} {value:9.3f} {sign} {target:<5g} {verdict(value, target, at_most)}")
     print(f"  {floor_row[0]:60s} {'':10s} {floor_row[1]:9.3f}   (the rest cannot go below it as three Celery tasks)")
     print(f"  {bound_row[0]:60s} {'':10s} {bound_row[1]:9.3f}   (nor below this with the SQL in PostgreSQL)")
+    print(f"  {whole_row[0]:60s} {'':10s} {whole_row[1]:9.3f}   (the whole stack cannot go below it)")
+    print(f"  {add_row[0]:60s} {'':10s} {add_row[1]:9.3f}   (nor an Add below this)")
     print("  (the pipeline against its ceiling at 1-4 servers: the sweep; the M4 series: bench_datagen)")
     return 0 if failed == 0 else 1
 

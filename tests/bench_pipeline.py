@@ -211,7 +211,7 @@ def add_to_chart(count: int) -> list[dict[str, float]]:
     for i in range(count):
         started = time.time()
         function = services.create_function(expression=EXPRESSIONS[i % len(EXPRESSIONS)], dt=1, interval=1)
-        assert selectors.wait_for_outcome(function.pk, function.run_id, 60, poll=0.01)
+        assert selectors.wait_for_outcome(function.pk, function.run_id, 60)
         total = time.time() - started
         function.refresh_from_db()
         samples.append(stage_breakdown(function.trace, started, total))
@@ -569,7 +569,7 @@ def print_big_adds(count: int) -> None:
     for _ in range(count):
         started = time.time()
         function = services.create_function(**BIG_SERIES)
-        assert selectors.wait_for_outcome(function.pk, function.run_id, 120, poll=0.01)
+        assert selectors.wait_for_outcome(function.pk, function.run_id, 120)
         total = time.time() - started
         function.refresh_from_db()
         if function.state != "done":

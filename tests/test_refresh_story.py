@@ -1,6 +1,8 @@
 """The refresh story (brief, steps 5-7) under concurrency and faults, on the real services."""
 
+import base64
 import io
+import threading
 import time
 import uuid
 
@@ -163,8 +165,6 @@ def test_an_edit_racing_a_refresh_never_clobbers_the_stored_result_or_the_newer_
 
 
 def test_at_most_add_wait_concurrency_adds_wait_at_once():
-    import threading
-
     from django.conf import settings
     from django.db import connection
 
@@ -187,3 +187,81 @@ def test_at_most_add_wait_concurrency_adds_wait_at_once():
     started = time.monotonic()
     assert selectors.wait_for_outcome(0, uuid.uuid4(), 0.3) is False
     assert time.monotonic() - started >= 0.3  # slots free again: it waited
+
+
+def _queued_run(row: Function) -> str:
+    """A queued run of ``row`` that no worker will take (made here, never sent)."""
+    from django.utils import timezone
+
+    from functions.models import Run
+
+    run = Run.objects.create(
+        id=uuid.uuid4(),
+        function=row,
+        expression=row.expression,
+        dt=row.dt,
+        interval=row.interval,
+        queued_at=timezone.now(),
+    )
+    Function.objects.filter(pk=row.pk).update(run_id=run.pk, state=Function.State.QUEUED)
+    return str(run.pk)
+
+
+def _waiter_listening(pk: int) -> bool:
+    """True once a waiter on row ``pk`` has looked once and sits idle, listening."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND pid <> pg_backend_pid()"
+            ' AND query LIKE \'SELECT 1 AS "a" FROM "functions_function"%%\' AND query LIKE %s',
+            [f'%"functions_function"."id" = {pk}%'],
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def _wait_in_thread(pk: int, run: str, poll: float) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def wait() -> None:
+        try:
+            outcome["stored"] = selectors.wait_for_outcome(pk, run, 30, poll=poll)
+            outcome["at"] = time.monotonic()
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    wait_until(lambda: _waiter_listening(pk), 10, "the waiter to listen", poll=0.01)
+    return thread, outcome
+
+
+def test_an_add_waiting_for_its_chart_wakes_at_the_commit_that_stores_it():
+    """The Add's wait ends when PostgreSQL announces the outcome, not at its poll (10 s here);
+    another row's outcome does not end it."""
+    mine, other = make_rows(2)
+    run, other_run = _queued_run(mine), _queued_run(other)
+    png = base64.b64encode(b"\x89PNG not drawn here").decode()
+    thread, outcome = _wait_in_thread(mine.pk, run, poll=10)
+    assert services.store_result({"run_id": other_run, "png": png, "trace": {}})
+    assert not thread.join(0.5) and thread.is_alive()  # another row's announcement: still waiting
+    stored = time.monotonic()
+    assert services.store_result({"run_id": run, "png": png, "trace": {}})
+    thread.join(5)
+    assert outcome["stored"] is True
+    assert outcome["at"] - stored < 1.0, outcome["at"] - stored  # woken by the commit, not by the 10 s poll
+
+
+def test_a_failed_run_also_wakes_its_add_and_an_unannounced_outcome_is_found_at_the_poll():
+    first, second = make_rows(2)
+    run = _queued_run(first)
+    thread, outcome = _wait_in_thread(first.pk, run, poll=10)
+    stored = time.monotonic()
+    assert services.fail_runs([run], "lost") == 1
+    thread.join(5)
+    assert outcome["stored"] is True and outcome["at"] - stored < 1.0
+    # A row stored without the announcement (a persist worker of an older release): the poll finds it.
+    run = _queued_run(second)
+    thread, outcome = _wait_in_thread(second.pk, run, poll=1)
+    stored = time.monotonic()
+    Function.objects.filter(pk=second.pk).update(result_run=run, state=Function.State.DONE)
+    thread.join(5)
+    assert outcome["stored"] is True and 0.0 < outcome["at"] - stored < 1.5

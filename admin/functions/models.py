@@ -6,6 +6,10 @@ from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+# The channel PostgreSQL announces a row's stored outcome on (its id as the payload), at
+# the commit that stores it: services store and announce, selectors.wait_for_outcome listens.
+OUTCOME_CHANNEL = "function_outcome"
+
 
 class Function(models.Model):
     """A function y = f(t) with its sampling parameters and its latest chart or error."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import select
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from functions.models import Batch, Function, Run
+from functions.models import OUTCOME_CHANNEL, Batch, Function, Run
 from pipeline import api
 
 
@@ -126,9 +129,14 @@ def recent_batches(limit: int = 5) -> list[BatchProgress]:
 _waiting = threading.BoundedSemaphore(settings.ADD_WAIT_CONCURRENCY)
 
 
-def wait_for_outcome(pk: int, run_id: object, timeout: float, poll: float = 0.1) -> bool:
+def wait_for_outcome(pk: int, run_id: object, timeout: float, poll: float = 0.5) -> bool:
     """Wait up to ``timeout`` seconds until run ``run_id`` of row ``pk`` is stored
-    (at once False when ADD_WAIT_CONCURRENCY requests of this process wait already)."""
+    (at once False when ADD_WAIT_CONCURRENCY requests of this process wait already).
+
+    It wakes when PostgreSQL announces the row's outcome (the commit that stores it
+    notifies :data:`OUTCOME_CHANNEL`), so the Add answers as soon as its chart is
+    stored; ``poll`` only bounds a wait whose announcement never comes (a row
+    stored by a persist worker of an older release)."""
     if not _waiting.acquire(blocking=False):
         return False
     try:
@@ -139,12 +147,36 @@ def wait_for_outcome(pk: int, run_id: object, timeout: float, poll: float = 0.1)
 
 def _wait(pk: int, run_id: object, timeout: float, poll: float) -> bool:
     deadline = time.monotonic() + timeout
-    while True:
-        if Function.objects.filter(pk=pk, result_run=run_id).exists():
-            return True
-        if time.monotonic() >= deadline:
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {OUTCOME_CHANNEL}")  # before the first look: no announcement is missed
+    try:
+        while True:
+            if Function.objects.filter(pk=pk, result_run=run_id).exists():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _announced(str(pk), min(left, poll))
+    finally:
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute(f"UNLISTEN {OUTCOME_CHANNEL}")
+        if connection.connection is not None:
+            connection.connection.notifies.clear()
+
+
+def _announced(payload: str, seconds: float) -> bool:
+    """Wait up to ``seconds`` for PostgreSQL to announce the outcome of row ``payload``."""
+    raw = connection.connection  # psycopg2's, listening (autocommit: LISTEN took effect at once)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([raw], [], [], left)[0]:
             return False
-        time.sleep(poll)
+        raw.poll()
+        announced = any(notify.payload == payload for notify in raw.notifies)
+        raw.notifies.clear()  # other rows' outcomes: not ours, keep waiting
+        if announced:
+            return True
+    return False
 
 
 def with_queued_since(rows: QuerySet[Function]) -> QuerySet[Function]:

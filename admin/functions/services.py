@@ -22,7 +22,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from functions.models import Batch, Function, Run
+from functions.models import OUTCOME_CHANNEL, Batch, Function, Run
 from pipeline import api
 
 log = logging.getLogger(__name__)
@@ -235,8 +235,18 @@ def store_result(job: dict[str, Any]) -> bool:
         }
         if png:
             outcome["chart"] = png  # a failed run keeps the last chart drawn
-        Function.objects.filter(pk=run.function_id, run_id=job["run_id"]).update(**outcome)
+        if Function.objects.filter(pk=run.function_id, run_id=job["run_id"]).update(**outcome):
+            _announce([run.function_id])
     return True
+
+
+def _announce(function_ids: list[int]) -> None:
+    """Tell whoever waits for these rows' outcome (an Add: :func:`selectors.wait_for_outcome`).
+    PostgreSQL delivers the notification when this transaction commits, and never if it rolls back."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, id::text) FROM unnest(%s::bigint[]) AS id", [OUTCOME_CHANNEL, function_ids]
+        )
 
 
 def fail_runs(run_ids: Iterable[str], reason: str, code: str = "", params: dict[str, Any] | None = None) -> int:
@@ -263,6 +273,7 @@ def fail_runs(run_ids: Iterable[str], reason: str, code: str = "", params: dict[
             result_run=F("run_id"),
             trace={},
         )
+        _announce([row for _, row in failed])
         transaction.on_commit(lambda: api.run_finished("failed", "lost", count=len(failed)))
     return len(failed)
 
