@@ -335,6 +335,7 @@ def sql_figures(compiled: Any, datagen_url_arg: str, repeat: int) -> None:
                 except requests.RequestException as exc:
                     http = f"  ({type(exc).__name__}: {str(exc)[:40]})"
                 workers = parallel_workers(compiled.sql, interval, dt, width) if width else "-"
+                m4_time = sql_time  # the last mode's: M4
                 print(
                     f"{label:<8}{mode:<6}{n:>10}{count:>9}{sql_time:9.3f}"
                     f"{n / sql_time / 1e6:12.2f}{np_time:9.3f}{sql_time / np_time:8.1f}"
@@ -365,6 +366,7 @@ def sql_figures(compiled: Any, datagen_url_arg: str, repeat: int) -> None:
                     f"{label:<8}{mode:<6}{n:>10}{'':>9}{seconds:9.3f}{n / seconds / 1e6:12.2f}{np_time:9.3f}"
                     f"{seconds / np_time:8.1f}{np_m4_time:9.3f}{seconds / np_m4_time:10.1f}{'':>18}{workers:>9}"
                 )
+            print(f"{label:<8}M4 ÷ the executor's floor (rows): {m4_time / rows_only:.1f} (issue 24: <= 3)")
         print(
             "SQL s: bare statement executed and fetched via psycopg2; HTTP s: POST "
             "/api/v1/points end to end;\nnumpy s: the same samples computed in-process; "

@@ -638,7 +638,7 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
     print(f"sweep over the number of export servers ({rows_count} rows, {os.cpu_count()} cores):")
     print(
         f"  {'servers':>7} {'render procs':>12} {'alone ch/s':>10} {'alone CPU':>10} {'pipeline ch/s':>13}"
-        f" {'CPU busy':>8} {'ratio':>6} {'ceiling':>7} {'failed':>6} {'idle':>6} {'in flight':>9}"
+        f" {'CPU busy':>8} {'ratio':>6} {'ceiling':>7} {'÷ ceiling':>9} {'failed':>6} {'idle':>6} {'in flight':>9}"
     )
     default = sizing()["EXPORTER_INSTANCES"]
     for count in counts:
@@ -668,9 +668,10 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
             idle = [1 - busy_seconds(iv, started, finished) / (finished - started) for iv in timeline.values()]
             flight = [mean_depth(iv, started, finished) for iv in timeline.values()]
             alone = max(alone, cpu.measure(lambda: exporter_alone(payloads, stack.exporter_urls, processes)))  # noqa: B023
+            best = ceiling(cpu.per_chart(len(rows)), pipeline_cpu)
             print(
                 f"  {count:7d} {processes:12d} {alone:10.2f} {cpu.busy:10.0%} {through:13.2f} {busy:8.0%}"
-                f" {through / alone:6.2f} {ceiling(cpu.per_chart(len(rows)), pipeline_cpu):7.2f}"
+                f" {through / alone:6.2f} {best:7.2f} {(through / alone / best if best else 0.0):9.2f}"
                 f" {failed:6d} {statistics.mean(idle):6.1%} {statistics.mean(flight):9.2f}"
                 + ("   <- the default here (deploy/sizing)" if count == default else ""),
                 flush=True,
@@ -681,7 +682,8 @@ def sweep(base_env: dict[str, str], counts: list[int], rows_count: int) -> None:
     print("  alone CPU, CPU busy: CPU seconds of every process on the machine (other work included) / wall /")
     print("  cores, while the export servers run alone (last run) and during the pipeline's refresh;")
     print("  ceiling: the ratio the pipeline can reach once the CPU is full (export servers' CPU per chart")
-    print("  over that plus the other stages'); idle, in flight: mean over the export servers, as above.")
+    print("  over that plus the other stages'); ÷ ceiling: the ratio over it (issue 24's target: >= 0.9 at")
+    print("  every count); idle, in flight: mean over the export servers, as above.")
 
 
 # ---------------------------------------------------------------- the metrics' cost (issue 21)
