@@ -155,31 +155,27 @@ const stockPath = async (browser, chart, count, width, height) => {
   return steps;
 };
 
-// ---- our path: render.mjs
-const ourPath = async (browser, chart, count, width, height) => {
+// ---- paths on one render.mjs page: `exportOnce(renderer, step)` is one export
+const rendererPath = (exportOnce) => async (browser, chart, count, width, height) => {
   const renderer = new Renderer(async () => browser, { width, height });
   await renderer.open();
   const steps = await profile(browser.process().pid, count, async (step) => {
-    last = await renderer.render(chart, { width, height }, step);
+    last = await exportOnce(renderer, chart, width, height, step);
   });
   await renderer.close();
   return steps;
 };
 
+// ---- our path: render.mjs
+const ourPath = rendererPath((renderer, chart, width, height, step) => renderer.render(chart, { width, height }, step));
+
 // ---- the chart alone, no picture: Highcharts' drawing and its SVG markup, what Chromium
 // would still do if the render stage rasterised SVG itself (PROFILE_PATHS=ours,svg;
 // README: the SVG route, measured and set aside)
-const svgPath = async (browser, chart, count, width, height) => {
-  const renderer = new Renderer(async () => browser, { width, height });
-  await renderer.open();
-  const { page } = renderer;
-  const steps = await profile(browser.process().pid, count, async (step) => {
-    await step('chart', () => page.evaluate((...args) => window.drawChart(...args), chart, width, height, null, null));
-    last = await step('SVG markup', () => page.evaluate(() => document.querySelector('#container svg').outerHTML));
-  });
-  await renderer.close();
-  return steps;
-};
+const svgPath = rendererPath(async ({ page }, chart, width, height, step) => {
+  await step('chart', () => page.evaluate((...args) => window.drawChart(...args), chart, width, height, null, null));
+  return step('SVG markup', () => page.evaluate(() => document.querySelector('#container svg').outerHTML));
+});
 
 const PATHS = { stock: stockPath, ours: ourPath, svg: svgPath };
 

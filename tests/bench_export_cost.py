@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -162,14 +163,19 @@ def alone(urls: list[str], roots: set[int], payloads: list[dict], clients_count:
     return rate, (tree_cpu(roots) - before) / len(payloads)
 
 
-def single_chart_seconds(url: str, options: dict, count: int) -> float:
-    """Median seconds of one chart request at a time to one server."""
+def median_seconds(work: Callable[[], object], count: int) -> float:
+    """Median wall seconds of ``work`` done ``count`` times one after another, after two warm-ups."""
     samples = []
     for _ in range(count + 2):
         started = time.perf_counter()
-        clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT)
+        work()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples[2:])
+
+
+def single_chart_seconds(url: str, options: dict, count: int) -> float:
+    """Median seconds of one chart request at a time to one server."""
+    return median_seconds(lambda: clients.render_png(url, options, settings.CHART_WIDTH, settings.CHART_HEIGHT), count)
 
 
 def pixels(stock_url: str, our_url: str) -> dict[str, float]:
@@ -312,17 +318,13 @@ def celery_floor(env: dict[str, str], render_concurrency: int, count: int) -> tu
         batch(20)  # warm up every process
         meter = Meter(_Workers(popens))
         meter.measure(lambda: batch(count))
-        alone = []
-        for i in range(17):
-            started = time.perf_counter()
-            chain(celery_floor.stages({"function_id": i})).apply_async().get(timeout=60)
-            alone.append(time.perf_counter() - started)
+        alone = median_seconds(lambda: chain(celery_floor.stages({"function_id": 0})).apply_async().get(timeout=60), 15)
         roles = {
             role if role in ("rabbitmq", "redis") else "workers": seconds
             for role, seconds in meter.per_chart(count).items()
             if role in ("other", "rabbitmq", "redis")
         }
-        return roles, statistics.median(alone[2:])
+        return roles, alone
     finally:
         for popen in popens:
             with contextlib.suppress(ProcessLookupError):

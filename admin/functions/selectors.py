@@ -164,19 +164,18 @@ def _wait(pk: int, run_id: object, timeout: float, poll: float) -> bool:
             connection.connection.notifies.clear()
 
 
-def _announced(payload: str, seconds: float) -> bool:
+def _announced(payload: str, seconds: float) -> None:
     """Wait up to ``seconds`` for PostgreSQL to announce the outcome of row ``payload``."""
     raw = connection.connection  # psycopg2's, listening (autocommit: LISTEN took effect at once)
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if not select.select([raw], [], [], left)[0]:
-            return False
+            return
         raw.poll()
         announced = any(notify.payload == payload for notify in raw.notifies)
         raw.notifies.clear()  # other rows' outcomes: not ours, keep waiting
         if announced:
-            return True
-    return False
+            return
 
 
 def with_queued_since(rows: QuerySet[Function]) -> QuerySet[Function]:
